@@ -1,0 +1,79 @@
+"""The networks: layers, blocks, the four Inception networks and their registry.
+
+    from inception_flax import models
+    model = models.create("inception_v4", num_classes=1000)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 299, 299, 3)))
+    logits = model.apply(variables, images)  # images: NHWC in [-1, 1]
+
+Imports only jax, flax and numpy.
+"""
+
+from inception_flax.models.blocks import (
+    AuxHead,
+    InceptionA,
+    InceptionB,
+    InceptionC,
+    InceptionResNetA,
+    InceptionResNetB,
+    InceptionResNetC,
+    InceptionResNetReductionB,
+    InceptionResNetV1Stem,
+    InceptionV3A,
+    InceptionV3B,
+    InceptionV3C,
+    InceptionV3Stem,
+    InceptionV4Stem,
+    ReductionA,
+    ReductionB,
+)
+from inception_flax.models.inspect import LayerInfo, abstract_variables, count_params, feature_shapes, trace_layers
+from inception_flax.models.layers import ConvBN
+from inception_flax.models.networks import (
+    MIN_INPUT_SIZE,
+    MIN_INPUT_SIZE_AUX,
+    STAGES,
+    Inception,
+    InceptionResNetV1,
+    InceptionResNetV2,
+    InceptionV3,
+    InceptionV4,
+)
+from inception_flax.models.registry import check_name, create, names, options, register
+
+__all__ = [
+    "MIN_INPUT_SIZE",
+    "MIN_INPUT_SIZE_AUX",
+    "STAGES",
+    "AuxHead",
+    "ConvBN",
+    "Inception",
+    "InceptionA",
+    "InceptionB",
+    "InceptionC",
+    "InceptionResNetA",
+    "InceptionResNetB",
+    "InceptionResNetC",
+    "InceptionResNetReductionB",
+    "InceptionResNetV1",
+    "InceptionResNetV1Stem",
+    "InceptionResNetV2",
+    "InceptionV3",
+    "InceptionV3A",
+    "InceptionV3B",
+    "InceptionV3C",
+    "InceptionV3Stem",
+    "InceptionV4",
+    "InceptionV4Stem",
+    "LayerInfo",
+    "ReductionA",
+    "ReductionB",
+    "abstract_variables",
+    "check_name",
+    "count_params",
+    "create",
+    "feature_shapes",
+    "names",
+    "options",
+    "register",
+    "trace_layers",
+]
