@@ -75,6 +75,8 @@ class Inception(nn.Module):
             epsilon=self.bn_epsilon,
             use_scale=self.bn_scale,
             dtype=self.dtype,
+            # Two-pass variance: E[x^2]-E[x]^2 loses precision on post-ReLU activations in float32.
+            use_fast_variance=False,
         )
         conv = functools.partial(
             ConvBN,

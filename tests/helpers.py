@@ -1,0 +1,38 @@
+"""Shared test utilities."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from inception_flax import models
+
+
+def random_variables(model, image_size: int, seed: int = 0) -> dict:
+    """He-scaled random weights and random BatchNorm statistics for `model`, without `model.init`.
+
+    `model.init` compiles one RNG kernel per parameter (~20 s on 2 CPU cores); tests that only need
+    *some* weights build them from the abstract shapes with numpy instead.
+    """
+    rng = np.random.default_rng(seed)
+    abstract = models.abstract_variables(model, image_size)
+
+    def fill(path, leaf):
+        name = path[-1].key
+        if name == "kernel":
+            fan_in = math.prod(leaf.shape[:-1])
+            return jnp.asarray(rng.normal(0, math.sqrt(2 / fan_in), leaf.shape), jnp.float32)
+        if name == "var":
+            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), jnp.float32)
+        if name == "scale":
+            return jnp.asarray(rng.uniform(0.5, 1.5, leaf.shape), jnp.float32)
+        return jnp.asarray(rng.normal(0, 0.1, leaf.shape), jnp.float32)
+
+    return {k: jax.tree_util.tree_map_with_path(fill, abstract[k]) for k in ("params", "batch_stats")}
+
+
+def max_rel_error(out, ref) -> float:
+    """max |out - ref| / max |ref|: one number per comparison, insensitive to near-zero logits."""
+    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    return float(np.abs(out - ref).max() / np.abs(ref).max())

@@ -1,0 +1,206 @@
+"""Exact architecture facts (counts, shapes, MACs via jax.eval_shape) and model behaviour."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from inception_flax import models
+from tests.helpers import random_variables
+
+# params collection (BatchNorm beta, no gamma), from shared/reference/inception_architectures.md.
+# Key: (num_classes, aux_logits). IR-v1 with aux is this project's own count (no reference).
+PARAMS = {
+    "inception_v3": {(1000, False): 23_817_352, (1001, False): 23_819_401, (1000, True): 27_143_152, (1001, True): 27_145_970},
+    "inception_v4": {(1000, False): 42_648_232, (1001, False): 42_649_769, (1000, True): 46_006_800, (1001, True): 46_009_106},
+    "inception_resnet_v2": {(1000, False): 55_813_192, (1001, False): 55_814_729, (1000, True): 59_179_952, (1001, True): 59_182_258},
+    "inception_resnet_v1": {(1000, False): 22_742_808, (1001, False): 22_744_601, (1000, True): 26_084_992, (1001, True): 26_087_554},
+}
+# timm-style counts (with a BatchNorm gamma), 1000 classes, no aux.
+PARAMS_WITH_GAMMA = {
+    "inception_v3": 23_834_568,
+    "inception_v4": 42_679_816,
+    "inception_resnet_v2": 55_843_464,
+    "inception_resnet_v1": 22_756_328,
+}
+# Conv + dense multiply-accumulates at 299x299 (reference, timm-style: 5.73 / 12.28 / 13.18 / ~6.2 G).
+MACS = {
+    "inception_v3": (5_713_216_096, 5.73e9),
+    "inception_v4": (12_253_974_624, 12.28e9),
+    "inception_resnet_v2": (13_155_794_016, 13.18e9),
+    "inception_resnet_v1": (6_206_361_696, 6.2e9),
+}
+SHAPES_299 = {  # stem, stage_a, reduction_a, stage_b, reduction_b, stage_c, features
+    "inception_v3": [(35, 35, 192), (35, 35, 288), (17, 17, 768), (17, 17, 768), (8, 8, 1280), (8, 8, 2048), (8, 8, 2048)],
+    "inception_v4": [(35, 35, 384), (35, 35, 384), (17, 17, 1024), (17, 17, 1024), (8, 8, 1536), (8, 8, 1536), (8, 8, 1536)],
+    "inception_resnet_v2": [(35, 35, 320), (35, 35, 320), (17, 17, 1088), (17, 17, 1088), (8, 8, 2080), (8, 8, 2080), (8, 8, 1536)],
+    "inception_resnet_v1": [(35, 35, 256), (35, 35, 256), (17, 17, 896), (17, 17, 896), (8, 8, 1792), (8, 8, 1792), (8, 8, 1792)],
+}
+RESIDUAL = ["inception_resnet_v1", "inception_resnet_v2"]
+
+
+def n_params(name, **options):
+    return models.count_params(models.abstract_variables(models.create(name, **options))["params"])
+
+
+def test_registry_names():
+    assert models.names() == ["inception_resnet_v1", "inception_resnet_v2", "inception_v3", "inception_v4"]
+
+
+@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("num_classes", [1000, 1001])
+@pytest.mark.parametrize("aux", [False, True])
+def test_param_counts(name, num_classes, aux):
+    # A KeyError here means a registered network has no pinned count: pin it.
+    assert n_params(name, num_classes=num_classes, aux_logits=aux) == PARAMS[name][(num_classes, aux)]
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_param_counts_with_gamma_match_timm_style(name):
+    assert n_params(name, bn_scale=True) == PARAMS_WITH_GAMMA[name]
+
+
+@pytest.mark.parametrize("name", RESIDUAL)
+def test_plain_variant_has_identical_parameters(name):
+    res = models.abstract_variables(models.create(name))
+    plain = models.abstract_variables(models.create(name, residual=False))
+    assert jax.tree.map(lambda a: a.shape, res) == jax.tree.map(lambda a: a.shape, plain)
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_feature_shapes_at_299(name):
+    shapes = models.feature_shapes(models.create(name), 299)
+    assert list(shapes) == list(models.STAGES)
+    assert [s[1:] for s in shapes.values()] == SHAPES_299[name]
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_macs_at_299(name):
+    layers = models.trace_layers(models.create(name), 299)
+    macs = sum(layer.macs for layer in layers)
+    assert macs == MACS[name][0]
+    assert macs == pytest.approx(MACS[name][1], rel=0.01)
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_logits_shape_and_dtype_at_299(name):
+    model = models.create(name, num_classes=1001)
+    variables = models.abstract_variables(model)
+    out = jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct((2, 299, 299, 3), jnp.float32))
+    assert out.shape == (2, 1001) and out.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("aux", [False, True])
+def test_minimum_input_size(name, aux):
+    model = models.create(name, aux_logits=aux)
+    smallest = models.MIN_INPUT_SIZE_AUX if aux else models.MIN_INPUT_SIZE
+    assert (smallest, aux) in ((75, False), (107, True))
+    models.abstract_variables(model, smallest)  # builds
+    for shape in [(1, smallest - 1, smallest - 1, 3), (1, smallest, smallest - 1, 3)]:
+        with pytest.raises(ValueError, match=f"at least {smallest}x{smallest}"):
+            jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct(shape, jnp.float32))
+
+
+def test_rank_error():
+    with pytest.raises(ValueError, match="NHWC"):
+        models.create("inception_v4").init(jax.random.key(0), jnp.zeros((299, 299, 3)))
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(ValueError, match="Unknown model 'inception_v5'.*inception_resnet_v1.*inception_v4"):
+        models.create("inception_v5")
+
+
+def test_unknown_option_is_refused():
+    with pytest.raises(ValueError, match="has no option"):
+        models.create("inception_v4", residual=False)  # only the residual networks have it
+    assert "residual" in models.options("inception_resnet_v2")
+
+
+def _tiny(name, **options):
+    model = models.create(name, width=0.125, num_classes=7, **options)
+    x = jax.random.uniform(jax.random.key(1), (2, 75, 75, 3), minval=-1, maxval=1)
+    return model, random_variables(model, 75), x
+
+
+def test_init_builds_params_and_batch_stats():
+    model = models.create("inception_v4", width=0.125, num_classes=7)
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 75, 75, 3)))
+    assert set(variables) == {"params", "batch_stats"}
+    assert models.count_params(variables["params"]) == models.count_params(
+        models.abstract_variables(model, 75)["params"]
+    )
+    bn = variables["batch_stats"]["Mixed_5b"]["b0_0"]["bn"]
+    np.testing.assert_array_equal(bn["mean"], 0.0)
+    np.testing.assert_array_equal(bn["var"], 1.0)
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_narrow_network_runs_inference_and_training(name):
+    model, variables, x = _tiny(name)
+    logits = jax.jit(model.apply)(variables, x)
+    assert logits.shape == (2, 7) and bool(jnp.all(jnp.isfinite(logits)))
+    train = jax.jit(lambda v, x, k: model.apply(v, x, train=True, rngs={"dropout": k}, mutable=["batch_stats"]))
+    logits_train, updates = train(variables, x, jax.random.key(2))
+    assert logits_train.shape == (2, 7)
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), variables["batch_stats"], updates["batch_stats"])
+    assert all(jax.tree.leaves(changed)), "train=True must update every BatchNorm's moving statistics"
+
+
+def test_width_scales_channels():
+    shapes = models.feature_shapes(models.create("inception_v4", width=0.5), 299)
+    assert shapes["stem"] == (1, 35, 35, 192) and shapes["features"] == (1, 8, 8, 768)
+
+
+def test_aux_head_returned_only_in_training():
+    model = models.create("inception_v3", aux_logits=True, width=0.125, num_classes=5)
+    x = jnp.zeros((2, 107, 107, 3))
+    variables = random_variables(model, 107)
+    assert "AuxLogits" in variables["params"]
+    assert jax.eval_shape(model.apply, variables, x).shape == (2, 5)
+    train = jax.jit(lambda v, x: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"]))
+    (logits, aux), _ = train(variables, x)
+    assert logits.shape == aux.shape == (2, 5)
+
+
+def test_dropout_needs_rng_and_is_off_in_eval():
+    model, variables, x = _tiny("inception_v4", dropout_rate=0.5)
+    apply = jax.jit(model.apply, static_argnames="train")
+    np.testing.assert_array_equal(apply(variables, x), apply(variables, x))
+    train = jax.jit(lambda k: model.apply(variables, x, train=True, rngs={"dropout": k}, mutable=["batch_stats"])[0])
+    assert not np.allclose(train(jax.random.key(0)), train(jax.random.key(1)))
+
+
+def test_bfloat16_compute_with_float32_params():
+    model, variables, x = _tiny("inception_resnet_v2", dtype=jnp.bfloat16)
+    assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    logits, state = jax.jit(lambda v, x: model.apply(v, x, mutable=["intermediates"]))(variables, x)
+    assert logits.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(logits)))
+    assert state["intermediates"]["stage_b"][0].dtype == jnp.bfloat16
+    ref = jax.jit(models.create("inception_resnet_v2", width=0.125, num_classes=7).apply)(variables, x)
+    np.testing.assert_allclose(logits, ref, rtol=0.1, atol=0.1 * float(jnp.abs(ref).max()))
+
+
+@pytest.mark.parametrize("name", RESIDUAL)
+def test_residual_flag_changes_the_function(name):
+    model, variables, x = _tiny(name)
+    plain = models.create(name, width=0.125, num_classes=7, residual=False)
+    assert not np.allclose(model.apply(variables, x), plain.apply(variables, x))
+
+
+def test_residual_scales_are_used():
+    model, variables, x = _tiny("inception_resnet_v1")
+    other = models.create("inception_resnet_v1", width=0.125, num_classes=7, scale_a=1.0, scale_b=1.0, scale_c=1.0)
+    assert not np.allclose(model.apply(variables, x), other.apply(variables, x))
+
+
+def test_bn_scale_adds_gamma():
+    model, variables, _ = _tiny("inception_v3", bn_scale=True)
+    assert "scale" in variables["params"]["Stem"]["Conv2d_1a_3x3"]["bn"]
+
+
+def test_pool_include_pad_only_changes_borders():
+    model, variables, x = _tiny("inception_v3")
+    timm_like = models.create("inception_v3", width=0.125, num_classes=7, pool_include_pad=True)
+    assert not np.allclose(model.apply(variables, x), timm_like.apply(variables, x))
