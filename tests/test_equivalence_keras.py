@@ -30,14 +30,19 @@ def randomize(keras_model, seed=0):
         else:
             kernel = current[0]
             fan_in = np.prod(kernel.shape[:-1])
-            new = [rng.normal(0, np.sqrt(2 / fan_in), kernel.shape)] + [rng.normal(0, 0.1, w.shape) for w in current[1:]]
+            new = [rng.normal(0, np.sqrt(2 / fan_in), kernel.shape)] + [
+                rng.normal(0, 0.1, w.shape) for w in current[1:]
+            ]
         layer.set_weights([w.astype(np.float32) for w in new])
     return keras_model
 
 
 @pytest.fixture(scope="module")
 def keras_models():
-    build = {"inception_v3": keras.applications.InceptionV3, "inception_resnet_v2": keras.applications.InceptionResNetV2}
+    build = {
+        "inception_v3": keras.applications.InceptionV3,
+        "inception_resnet_v2": keras.applications.InceptionResNetV2,
+    }
     return {
         name: randomize(fn(weights=None, input_shape=(SIZE, SIZE, 3), classifier_activation=None), seed=i)
         for i, (name, fn) in enumerate(build.items())

@@ -11,10 +11,30 @@ from tests.helpers import random_variables
 # params collection (BatchNorm beta, no gamma), from shared/reference/inception_architectures.md.
 # Key: (num_classes, aux_logits). IR-v1 with aux is this project's own count (no reference).
 PARAMS = {
-    "inception_v3": {(1000, False): 23_817_352, (1001, False): 23_819_401, (1000, True): 27_143_152, (1001, True): 27_145_970},
-    "inception_v4": {(1000, False): 42_648_232, (1001, False): 42_649_769, (1000, True): 46_006_800, (1001, True): 46_009_106},
-    "inception_resnet_v2": {(1000, False): 55_813_192, (1001, False): 55_814_729, (1000, True): 59_179_952, (1001, True): 59_182_258},
-    "inception_resnet_v1": {(1000, False): 22_742_808, (1001, False): 22_744_601, (1000, True): 26_084_992, (1001, True): 26_087_554},
+    "inception_v3": {
+        (1000, False): 23_817_352,
+        (1001, False): 23_819_401,
+        (1000, True): 27_143_152,
+        (1001, True): 27_145_970,
+    },
+    "inception_v4": {
+        (1000, False): 42_648_232,
+        (1001, False): 42_649_769,
+        (1000, True): 46_006_800,
+        (1001, True): 46_009_106,
+    },
+    "inception_resnet_v2": {
+        (1000, False): 55_813_192,
+        (1001, False): 55_814_729,
+        (1000, True): 59_179_952,
+        (1001, True): 59_182_258,
+    },
+    "inception_resnet_v1": {
+        (1000, False): 22_742_808,
+        (1001, False): 22_744_601,
+        (1000, True): 26_084_992,
+        (1001, True): 26_087_554,
+    },
 }
 # timm-style counts (with a BatchNorm gamma), 1000 classes, no aux.
 PARAMS_WITH_GAMMA = {
@@ -31,10 +51,42 @@ MACS = {
     "inception_resnet_v1": (6_206_361_696, 6.2e9),
 }
 SHAPES_299 = {  # stem, stage_a, reduction_a, stage_b, reduction_b, stage_c, features
-    "inception_v3": [(35, 35, 192), (35, 35, 288), (17, 17, 768), (17, 17, 768), (8, 8, 1280), (8, 8, 2048), (8, 8, 2048)],
-    "inception_v4": [(35, 35, 384), (35, 35, 384), (17, 17, 1024), (17, 17, 1024), (8, 8, 1536), (8, 8, 1536), (8, 8, 1536)],
-    "inception_resnet_v2": [(35, 35, 320), (35, 35, 320), (17, 17, 1088), (17, 17, 1088), (8, 8, 2080), (8, 8, 2080), (8, 8, 1536)],
-    "inception_resnet_v1": [(35, 35, 256), (35, 35, 256), (17, 17, 896), (17, 17, 896), (8, 8, 1792), (8, 8, 1792), (8, 8, 1792)],
+    "inception_v3": [
+        (35, 35, 192),
+        (35, 35, 288),
+        (17, 17, 768),
+        (17, 17, 768),
+        (8, 8, 1280),
+        (8, 8, 2048),
+        (8, 8, 2048),
+    ],
+    "inception_v4": [
+        (35, 35, 384),
+        (35, 35, 384),
+        (17, 17, 1024),
+        (17, 17, 1024),
+        (8, 8, 1536),
+        (8, 8, 1536),
+        (8, 8, 1536),
+    ],
+    "inception_resnet_v2": [
+        (35, 35, 320),
+        (35, 35, 320),
+        (17, 17, 1088),
+        (17, 17, 1088),
+        (8, 8, 2080),
+        (8, 8, 2080),
+        (8, 8, 1536),
+    ],
+    "inception_resnet_v1": [
+        (35, 35, 256),
+        (35, 35, 256),
+        (17, 17, 896),
+        (17, 17, 896),
+        (8, 8, 1792),
+        (8, 8, 1792),
+        (8, 8, 1792),
+    ],
 }
 RESIDUAL = ["inception_resnet_v1", "inception_resnet_v2"]
 
@@ -159,7 +211,9 @@ def test_aux_head_returned_only_in_training():
     variables = random_variables(model, 107)
     assert "AuxLogits" in variables["params"]
     assert jax.eval_shape(model.apply, variables, x).shape == (2, 5)
-    train = jax.jit(lambda v, x: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"]))
+    train = jax.jit(
+        lambda v, x: model.apply(v, x, train=True, rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"])
+    )
     (logits, aux), _ = train(variables, x)
     assert logits.shape == aux.shape == (2, 5)
 
@@ -196,7 +250,7 @@ def test_residual_scales_are_used():
 
 
 def test_bn_scale_adds_gamma():
-    model, variables, _ = _tiny("inception_v3", bn_scale=True)
+    _, variables, _ = _tiny("inception_v3", bn_scale=True)
     assert "scale" in variables["params"]["Stem"]["Conv2d_1a_3x3"]["bn"]
 
 

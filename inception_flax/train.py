@@ -1,0 +1,424 @@
+"""The main job: data-parallel training with the paper's recipe, evaluation and checkpoints.
+
+One jitted step over a `jax.sharding.Mesh` with a single `data` axis: the global batch is sharded
+over every device of every host, the state is replicated. Because the batch is one global array,
+BatchNorm's batch statistics inside the jitted step are computed over the *global* batch (XLA
+inserts the cross-device reductions), as in synchronous replicated training.
+"""
+
+import functools
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from clu import metric_writers, metrics, parameter_overview, periodic_actions
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from inception_flax import checkpoint, data, models, optim
+
+
+class ConfigError(ValueError):
+    """A user error found before anything is compiled."""
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or the gradients became NaN/Inf."""
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    ema_params: Any
+    rng: jax.Array  # raw uint32 key data, so orbax stores it as a plain array
+
+
+@flax.struct.dataclass
+class TrainMetrics(metrics.Collection):
+    loss: metrics.Average.from_output("loss")
+    l2_loss: metrics.Average.from_output("l2_loss")
+    top1: metrics.Average.from_output("top1")
+    top5: metrics.Average.from_output("top5")
+    grad_norm: metrics.Average.from_output("grad_norm")
+    learning_rate: metrics.LastValue.from_output("learning_rate")
+
+
+@flax.struct.dataclass
+class EvalMetrics(metrics.Collection):
+    loss: metrics.Average.from_output("loss")
+    top1: metrics.Average.from_output("top1")
+    top5: metrics.Average.from_output("top5")
+    count: metrics.Average.from_output("one")  # sums `mask` in .count: examples seen
+
+
+# --------------------------------------------------------------------------------- building
+def model_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    return {
+        "num_classes": num_classes,
+        "width": config.width,
+        "dropout_rate": config.dropout_rate,
+        "aux_logits": config.aux_logits,
+        "dtype": jnp.bfloat16 if config.half_precision else jnp.float32,
+        **config.model_options.to_dict(),
+    }
+
+
+def create_model(config: ml_collections.ConfigDict, num_classes: int) -> models.Inception:
+    try:
+        return models.create(config.model, **model_options(config, num_classes))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def checkpoint_meta(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed by `config`."""
+    return {
+        "model": config.model,
+        "num_classes": num_classes,
+        "width": config.width,
+        "aux_logits": config.aux_logits,
+        **config.model_options.to_dict(),
+    }
+
+
+def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.Inception, data.Source]:
+    """Every user error that can be found before compiling: raises ConfigError / DatasetNotPreparedError."""
+    try:
+        models.check_name(config.model)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    probe = create_model(config, max(config.num_classes, 1))
+    if config.image_size < probe.min_input_size:
+        raise ConfigError(
+            f"config.image_size={config.image_size} is below the minimum of {config.model}"
+            f"{' with aux_logits' if config.aux_logits else ''}: {probe.min_input_size}."
+        )
+    devices, hosts = jax.device_count(), jax.process_count()
+    if config.batch_size % devices or config.batch_size % hosts:
+        raise ConfigError(
+            f"config.batch_size={config.batch_size} (global) must be divisible by the {devices} devices "
+            f"on {hosts} host(s)."
+        )
+    try:
+        pipeline_config(config).check()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
+    num_classes = config.num_classes if config.num_classes > 0 else source.num_classes
+    found = checkpoint.read_meta(workdir)
+    if found is not None:
+        step, meta = found
+        wanted = checkpoint_meta(config, num_classes)
+        diff = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
+        if diff:
+            detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
+            raise ConfigError(
+                f"{workdir} holds a checkpoint (step {step}) of another model ({detail}). "
+                "Use another --workdir; nothing in this one is touched."
+            )
+    return create_model(config, num_classes), source
+
+
+def l2_loss(params: Any, decay_biases: bool) -> jax.Array:
+    """slim's L2: sum of 0.5 * ||w||^2 over conv/dense kernels (and non-BatchNorm biases if asked)."""
+
+    def keep(path, leaf):
+        names = [getattr(p, "key", "") for p in path]
+        return names[-1] == "kernel" or (decay_biases and names[-1] == "bias" and "bn" not in names)
+
+    leaves = [x for path, x in jax.tree_util.tree_leaves_with_path(params) if keep(path, x)]
+    return 0.5 * sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int, smoothing: float) -> jax.Array:
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), smoothing) if smoothing else None
+    if targets is None:
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return optax.softmax_cross_entropy(logits, targets)
+
+
+def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
+    k = min(k, logits.shape[-1])
+    return jnp.any(jax.lax.top_k(logits, k)[1] == labels[:, None], axis=-1).astype(jnp.float32)
+
+
+# ------------------------------------------------------------------------------------- steps
+def init_state(model: models.Inception, tx: optax.GradientTransformation, config, rng: jax.Array) -> TrainState:
+    init_rng, state_rng = jax.random.split(rng)
+    x = jnp.zeros((1, config.image_size, config.image_size, 3), jnp.float32)
+    variables = model.init(init_rng, x)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables["batch_stats"],
+        opt_state=tx.init(params),
+        ema_params=params,
+        rng=jax.random.key_data(state_rng),
+    )
+
+
+def train_step(
+    state: TrainState,
+    batch: Mapping[str, jax.Array],
+    *,
+    model: models.Inception,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    config: ml_collections.ConfigDict,
+) -> tuple[TrainState, TrainMetrics, jax.Array]:
+    """One step; a non-finite loss or gradient leaves the state unchanged and returns finite=False."""
+    dropout_rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    num_classes = model.num_classes
+
+    def loss_fn(params):
+        out, updates = model.apply(
+            {"params": params, "batch_stats": state.batch_stats},
+            batch["image"],
+            train=True,
+            rngs={"dropout": dropout_rng},
+            mutable=["batch_stats"],
+        )
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = jnp.mean(cross_entropy(logits, batch["label"], num_classes, config.label_smoothing))
+        if aux is not None:
+            aux_loss = jnp.mean(cross_entropy(aux, batch["label"], num_classes, config.label_smoothing))
+            loss = loss + config.aux_loss_weight * aux_loss
+        l2 = l2_loss(params, config.weight_decay_biases)
+        return loss + config.weight_decay * l2, (loss, l2, logits, updates["batch_stats"])
+
+    grads, (loss, l2, logits, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    grad_norm = optax.global_norm(grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    decay = config.ema_decay
+    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+    new_state = state.replace(
+        step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, ema_params=ema
+    )
+    # Checking the update too catches a step that would turn finite parameters into Inf/NaN.
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(updates))
+    new_state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new_state, state)
+    step_metrics = TrainMetrics.single_from_model_output(
+        loss=loss,
+        l2_loss=l2,
+        top1=topk_correct(logits, batch["label"], 1),
+        top5=topk_correct(logits, batch["label"], 5),
+        grad_norm=grad_norm,
+        learning_rate=schedule(state.step),
+    )
+    return new_state, step_metrics, finite
+
+
+def eval_step(
+    state: TrainState, batch: Mapping[str, jax.Array], *, model: models.Inception, use_ema: bool
+) -> EvalMetrics:
+    params = state.ema_params if use_ema else state.params
+    logits = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"], train=False)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+    mask = batch["mask"]
+    return EvalMetrics.single_from_model_output(
+        loss=loss,
+        top1=topk_correct(logits, batch["label"], 1),
+        top5=topk_correct(logits, batch["label"], 5),
+        one=jnp.ones_like(mask),
+        mask=mask,
+    )
+
+
+# ------------------------------------------------------------------------------------- loop
+def make_mesh() -> Mesh:
+    return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def to_global(batch: Mapping[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
+    """This host's slice of the global batch -> global arrays sharded over the `data` axis."""
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+    return config.num_train_steps if config.num_train_steps > 0 else int(config.num_epochs * steps_per_epoch)
+
+
+def pipeline_config(config: ml_collections.ConfigDict) -> data.PipelineConfig:
+    return data.PipelineConfig(
+        image_size=config.image_size,
+        global_batch=config.batch_size,
+        train_split=config.train_split,
+        eval_split=config.eval_split,
+        seed=config.seed,
+        shuffle_buffer=config.shuffle_buffer,
+        area_range=tuple(config.crop_area_range),
+        color_distortion=config.color_distortion,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        data_shards=config.data_shards,
+    )
+
+
+def evaluate(eval_fn: Callable, state: TrainState, source: data.Source, pcfg: data.PipelineConfig, sharding) -> dict:
+    """Every example of the eval split exactly once (padding masked out), on any number of hosts."""
+    total = None
+    for batch in data.eval_iterator(source, pcfg):
+        m = eval_fn(state, to_global(batch, sharding))
+        total = m if total is None else total.merge(m)
+    result = total.compute()
+    del result["count"]  # always 1.0; its denominator is what counts
+    result["num_examples"] = float(total.count.count)
+    return result
+
+
+class _Preemption:
+    """SIGTERM sets a flag; the loop saves and stops at the next step boundary."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        logging.warning("SIGTERM received: saving a checkpoint and stopping.")
+        self.requested = True
+
+    def restore(self):
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Trains `config` in `workdir`, resuming from its newest good checkpoint. Returns final metrics."""
+    model, source = validate(config, workdir)
+    pcfg = pipeline_config(config)
+    per_epoch = data.steps_per_epoch(source, pcfg)
+    if per_epoch == 0:
+        raise ConfigError(f"{source.name} has fewer training examples than one global batch of {config.batch_size}.")
+    total_steps = num_train_steps(config, per_epoch)
+    schedule = optim.learning_rate_schedule(config, per_epoch)
+    tx = optim.create_optimizer(config, schedule)
+
+    mesh = make_mesh()
+    replicated = NamedSharding(mesh, P())
+    batch_sharding = NamedSharding(mesh, P("data"))
+
+    is_main = jax.process_index() == 0
+    writer = metric_writers.create_default_writer(workdir, just_logging=not is_main, asynchronous=True)
+    ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints, async_save=True)
+    meta = checkpoint_meta(config, model.num_classes)
+
+    make_state = functools.partial(init_state, model, tx, config)
+    abstract_state = jax.eval_shape(make_state, jax.random.key(config.seed))
+    abstract_state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state)
+    restored = ckpt.restore_latest(abstract_state)
+    if restored is None:
+        state = jax.jit(make_state, out_shardings=replicated)(jax.random.key(config.seed))
+        start_step = 0
+        logging.info("Starting %s from scratch in %s", config.model, workdir)
+    else:
+        state, start_step = restored
+        logging.info("Resumed %s from step %d in %s", config.model, start_step, workdir)
+
+    if start_step == 0 and is_main:
+        writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict | list | tuple)})
+        logging.info("%s", parameter_overview.get_parameter_overview(state.params, include_stats=False))
+    logging.info(
+        "%s: %d steps (%d per epoch), global batch %d over %d device(s) on %d host(s)",
+        config.model,
+        total_steps,
+        per_epoch,
+        config.batch_size,
+        jax.device_count(),
+        jax.process_count(),
+    )
+
+    step_fn = jax.jit(
+        functools.partial(train_step, model=model, tx=tx, schedule=schedule, config=config),
+        in_shardings=(replicated, batch_sharding),
+        out_shardings=(replicated, replicated, replicated),
+        donate_argnums=0,
+    )
+    eval_fn = jax.jit(
+        functools.partial(eval_step, model=model, use_ema=config.eval_with_ema),
+        in_shardings=(replicated, batch_sharding),
+        out_shardings=replicated,
+    )
+
+    hooks = [
+        periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer, every_steps=config.log_every_steps)
+    ]
+    if is_main and config.profile:
+        hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=5, first_profile=start_step + 10))
+    preemption = _Preemption()
+    train_iter = data.train_iterator(source, pcfg, start_step)
+    train_metrics = None
+    eval_result: dict[str, Any] = {}
+    history: list[tuple[int, float]] = []  # (step, mean train loss since the previous log)
+    last_log = (time.time(), start_step)
+    pending: tuple[int, jax.Array] | None = None  # (step, finite flag) checked one step late
+
+    def check(pending):
+        if pending is not None and not bool(pending[1]):
+            raise NonFiniteError(
+                f"Non-finite loss or gradients at step {pending[0]}; training halted. The state of that "
+                f"step was discarded and not checkpointed; the last checkpoint in {ckpt.directory} is intact."
+            )
+
+    try:
+        step = start_step
+        while step < total_steps:
+            batch = to_global(next(train_iter), batch_sharding)
+            state, step_metrics, finite = step_fn(state, batch)
+            check(pending)  # the previous step's flag: keeps one step of dispatch in flight
+            pending = (step + 1, finite)
+            step += 1
+            train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
+            for hook in hooks:
+                hook(step)
+            last_step = step == total_steps
+            if step % config.log_every_steps == 0 or last_step:
+                check(pending)
+                now = time.time()
+                summary = {f"train_{k}": v for k, v in train_metrics.compute().items()}
+                summary["images_per_second"] = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
+                summary["skipped_images"] = source.skipped
+                writer.write_scalars(step, summary)
+                history.append((step, float(summary["train_loss"])))
+                train_metrics, last_log = None, (now, step)
+            if step % config.eval_every_steps == 0 or last_step:
+                check(pending)
+                eval_result = evaluate(eval_fn, state, source, pcfg, batch_sharding)
+                writer.write_scalars(step, {f"eval_{k}": v for k, v in eval_result.items()})
+            preempted = preemption.requested or ckpt.reached_preemption(step)
+            if step % config.checkpoint_every_steps == 0 or last_step or preempted:
+                check(pending)
+                ckpt.save(step, state, meta)
+            if preempted:
+                logging.warning("Stopped at step %d for preemption; rerun the same command to resume.", step)
+                break
+        writer.flush()
+    finally:
+        ckpt.close()
+        preemption.restore()
+        writer.close()
+    return {
+        "step": int(state.step),
+        "train_loss_history": history,
+        **{f"eval_{k}": float(v) for k, v in eval_result.items()},
+    }
+
+
+def enable_compilation_cache(path: str) -> None:
+    """Persistent XLA cache: a restarted job (or the next test) skips recompiling the same step."""
+    if path:
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

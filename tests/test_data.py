@@ -1,0 +1,149 @@
+"""Input pipelines: preprocessing, exact resume position, eval counts, bad images, TFDS errors."""
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from inception_flax import data
+from inception_flax.data import preprocessing
+
+
+def jpeg(array, mode=None, fmt="JPEG"):
+    buf = io.BytesIO()
+    image = Image.fromarray(array)
+    image = image.convert(mode) if mode else image
+    image.save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def image_bytes():
+    return jpeg((np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def digits_source(tmp_path_factory):
+    return data.get_source("inception_digits", str(tmp_path_factory.mktemp("tfds")))
+
+
+def test_train_preprocessing_eager_equals_tf_data(image_bytes):
+    seeds = [tf.constant([3, i], tf.int64) for i in range(4)]
+    eager = [preprocessing.preprocess_train(tf.constant(image_bytes), s, 75).numpy() for s in seeds]
+    ds = tf.data.Dataset.from_tensor_slices(tf.stack(seeds)).map(
+        lambda s: preprocessing.preprocess_train(tf.constant(image_bytes), s, 75), num_parallel_calls=4
+    )
+    for a, b in zip(eager, ds.as_numpy_iterator(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert eager[0].shape == (75, 75, 3) and eager[0].dtype == np.float32
+    assert -1.0 <= eager[0].min() and eager[0].max() <= 1.0
+    assert not np.array_equal(eager[0], eager[1])  # the seed matters
+
+
+def test_eval_preprocessing_eager_equals_tf_data(image_bytes):
+    eager = preprocessing.preprocess_eval(tf.constant(image_bytes), 80).numpy()
+    ds = tf.data.Dataset.from_tensors(tf.constant(image_bytes)).map(lambda b: preprocessing.preprocess_eval(b, 80))
+    np.testing.assert_array_equal(eager, next(ds.as_numpy_iterator()))
+
+
+def test_eval_is_a_central_crop(image_bytes):
+    image = tf.io.decode_jpeg(image_bytes, channels=3)
+    expected = tf.image.resize(tf.image.central_crop(tf.image.convert_image_dtype(image, tf.float32), 0.875), [64, 64])
+    np.testing.assert_allclose(preprocessing.preprocess_eval(tf.constant(image_bytes), 64), expected * 2 - 1, atol=1e-6)
+
+
+def test_distorted_crop_respects_area_and_aspect(image_bytes):
+    for i in range(20):
+        crop = preprocessing.distorted_crop(tf.constant(image_bytes), tf.constant([0, i], tf.int64))
+        h, w = crop.shape[:2]
+        assert 0.05 * 60 * 80 * 0.9 <= h * w <= 60 * 80
+
+
+def test_train_stream_resumes_exactly_across_epochs(digits_source):
+    cfg = data.PipelineConfig(image_size=75, global_batch=256, eval_split="test", shuffle_buffer=500)
+    per_epoch = data.steps_per_epoch(digits_source, cfg)
+    assert per_epoch == 1497 // 256 == 5
+    it = data.train_iterator(digits_source, cfg)
+    stream = [next(it) for _ in range(per_epoch + 2)]
+    assert not np.array_equal(stream[0]["label"], stream[per_epoch]["label"])  # reshuffled per epoch
+    for start in (3, per_epoch, per_epoch + 1):
+        resumed = next(data.train_iterator(digits_source, cfg, start))
+        np.testing.assert_array_equal(resumed["image"], stream[start]["image"])
+        np.testing.assert_array_equal(resumed["label"], stream[start]["label"])
+
+
+def test_global_batch_does_not_depend_on_process_count(digits_source):
+    """2 processes x 1 shard each produce, concatenated, what 1 process x 2 shards produces."""
+    base = {"image_size": 75, "global_batch": 64, "eval_split": "test", "shuffle_buffer": 300, "data_shards": 2}
+    single = next(data.train_iterator(digits_source, data.PipelineConfig(**base)))
+    halves = [
+        next(data.train_iterator(digits_source, data.PipelineConfig(**base, process_index=i, process_count=2)))
+        for i in range(2)
+    ]
+    np.testing.assert_array_equal(single["label"], np.concatenate([h["label"] for h in halves]))
+    np.testing.assert_array_equal(single["image"], np.concatenate([h["image"] for h in halves]))
+
+
+@pytest.mark.parametrize(("process_count", "shards", "batch"), [(1, 1, 64), (1, 3, 48), (3, 3, 48), (2, 4, 40)])
+def test_eval_counts_every_example_once(digits_source, process_count, shards, batch):
+    labels, counts, steps = [], 0, set()
+    for index in range(process_count):
+        cfg = data.PipelineConfig(75, batch, eval_split="test", process_index=index, process_count=process_count)
+        cfg = data.PipelineConfig(**{**cfg.__dict__, "data_shards": shards})
+        batches = list(data.eval_iterator(digits_source, cfg))
+        steps.add(len(batches))
+        for b in batches:
+            assert b["image"].shape[0] == batch // process_count
+            counts += int(b["mask"].sum())
+            labels.extend(b["label"][b["mask"] == 1].tolist())
+    assert len(steps) == 1  # every process runs the same number of eval steps
+    assert counts == 300
+    reference = [int(x["label"]) for x in digits_source.read("test", 0, 1, None).as_numpy_iterator()]
+    assert sorted(labels) == sorted(reference)
+
+
+def test_bad_images_in_folder_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
+    files = {
+        "ok.jpg": jpeg(rgb),
+        "gray.jpg": jpeg(rgb[..., 0]),
+        "cmyk.JPEG": jpeg(rgb, mode="CMYK"),
+        "png_inside.JPEG": jpeg(rgb, fmt="PNG"),
+        "corrupt.jpg": b"this is not an image",
+        "truncated.jpg": jpeg(rgb)[:200],
+    }
+    frames = [Image.fromarray((rng.random((40, 50, 3)) * 255).astype(np.uint8)) for _ in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    files["animated.gif"] = buf.getvalue()
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for name, content in files.items():
+                (tmp_path / split / cls / name).write_bytes(content)
+
+    source = data.get_source(f"folder:{tmp_path}")
+    assert source.num_classes == 2 and source.num_examples("train") == 10
+    assert source.skipped == 4  # corrupt + truncated in each class
+    cfg = data.PipelineConfig(image_size=75, global_batch=5, eval_split="val")
+    batches = [next(data.train_iterator(source, cfg)) for _ in range(2)]
+    assert all(b["image"].shape == (5, 75, 75, 3) for b in batches)
+    evals = list(data.eval_iterator(source, cfg))
+    assert sum(int(b["mask"].sum()) for b in evals) == 10
+    assert source.skipped == 8
+
+
+def test_unprepared_imagenet_says_how_to_prepare(tmp_path):
+    with pytest.raises(data.DatasetNotPreparedError) as info:
+        data.get_source("imagenet2012", str(tmp_path))
+    msg = str(info.value)
+    assert "ILSVRC2012_img_train.tar" in msg and "ILSVRC2012_img_val.tar" in msg
+    assert f"{tmp_path}/downloads/manual" in msg and "tfds build imagenet2012" in msg
+
+
+def test_unprepared_tfds_dataset(tmp_path):
+    with pytest.raises(data.DatasetNotPreparedError, match="tfds build mnist"):
+        data.get_source("mnist", str(tmp_path))
