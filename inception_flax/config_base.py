@@ -21,6 +21,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.aux_loss_weight = 0.4
     c.model_options = ml_collections.ConfigDict()  # network-specific: residual, scale_a/b/c, ...
     c.half_precision = False  # bfloat16 compute, float32 parameters
+    c.bn_momentum = 0.9997  # slim's decay; short runs need less, or eval sees untrained statistics
     # Data.
     c.dataset = "imagenet2012"  # a TFDS name, or folder:<root> with <root>/<split>/<class>/<image>
     c.data_dir = ""  # TFDS data_dir; empty: TFDS's default (~/tensorflow_datasets or $TFDS_DATA_DIR)
@@ -75,5 +76,7 @@ def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.eval_every_steps = 20
     c.checkpoint_every_steps = 10
     c.shuffle_buffer = 2000
+    c.bn_momentum = 0.9
+    c.ema_decay = 0.9
     c.profile = False
     return c

@@ -44,7 +44,7 @@ class _QuietLibraries(logging.logging.Filter):
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.get_absl_handler().addFilter(_QuietLibraries())
+    logging.get_absl_handler().python_handler.addFilter(_QuietLibraries())
     tf.config.set_visible_devices([], "GPU")  # tf.data only; keep TensorFlow off the accelerators
     if _DISTRIBUTED.value:
         jax.distributed.initialize(

@@ -8,6 +8,12 @@ _FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 if _FLAG not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One persistent XLA cache for the whole run, inherited by the subprocess tests: identical
+# programs (the same tiny network's init and train step) compile once instead of once per test.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".pytest_cache", "xla")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 # torchvision (imported by timm) aborts the process when TensorFlow's native libraries are already
 # loaded; the other order works. Import the optional references first when they are installed.

@@ -1,0 +1,258 @@
+"""The main job on tiny configs through the real pipeline (embedded digits).
+
+In-process runs cover the loop, metrics, checkpoints, NaN halt and every user error; subprocess
+runs cover what needs a fresh process: SIGKILL + resume, 8 fake devices, two jax.distributed
+processes on 127.0.0.1, and the locked command line.
+"""
+
+import ast
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import inception_resnet_v1
+from inception_flax import checkpoint, data, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("tfds"))
+    data.get_source("inception_digits", path)  # prepare once
+    return path
+
+
+def tiny_config(tfds_dir, **overrides):
+    c = inception_resnet_v1.get_config("runlocal")
+    c.data_dir = tfds_dir
+    c.batch_size = c.base_batch_size = 8
+    c.num_train_steps = 6
+    c.log_every_steps = 1
+    c.eval_every_steps = 6
+    c.checkpoint_every_steps = 2
+    c.eval_split = "test[:20]"
+    c.shuffle_buffer = 200
+    for k, v in overrides.items():
+        setattr(c, k, v)
+    return c
+
+
+def overrides_as_flags(tfds_dir, **overrides):
+    """The same tiny config on the command line."""
+    c = tiny_config(tfds_dir, **overrides)
+    base = inception_resnet_v1.get_config("runlocal")
+    flags = [f"--config={ROOT / 'configs' / 'inception_resnet_v1.py'}:runlocal"]
+    for key, value in c.items():
+        if key != "model_options" and base[key] != value:
+            flags.append(f"--config.{key}={value}")
+    return flags
+
+
+def run_script(args, env_extra=None, **kwargs):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def finished(output: str) -> dict:
+    match = re.search(r"Finished: (\{.*\})", output)
+    assert match, output[-3000:]
+    return ast.literal_eval(match.group(1))
+
+
+def restore_state(workdir, step):
+    path = Path(checkpoint.checkpoint_dir(str(workdir))) / str(step) / "state"
+    return ocp.StandardCheckpointer().restore(path)
+
+
+def test_train_evaluate_checkpoint_and_resume(tfds_dir, tmp_path):
+    result = train.train_and_evaluate(tiny_config(tfds_dir), str(tmp_path))
+    assert result["step"] == 6
+    assert result["eval_num_examples"] == 20
+    assert [s for s, _ in result["train_loss_history"]] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(loss) for _, loss in result["train_loss_history"])
+    assert 0.0 <= result["eval_top1"] <= result["eval_top5"] <= 1.0
+    assert sorted(int(p) for p in os.listdir(tmp_path / "checkpoints") if p.isdigit()) == [2, 4, 6]
+    assert any(p.startswith("events.out.tfevents") for p in os.listdir(tmp_path))
+    # Same command, more steps: resumes from step 6 instead of starting again.
+    more = train.train_and_evaluate(tiny_config(tfds_dir, num_train_steps=8), str(tmp_path))
+    assert more["step"] == 8 and [s for s, _ in more["train_loss_history"]] == [7, 8]
+
+
+def test_sigkill_at_any_moment_then_resume_is_bitwise_exact(tfds_dir, tmp_path):
+    flags = overrides_as_flags(tfds_dir, num_train_steps=8)
+    straight = run_script([*flags, f"--workdir={tmp_path / 'straight'}"])
+    out, _ = straight.communicate(timeout=900)
+    assert straight.returncode == 0, out[-3000:]
+
+    killed_dir = tmp_path / "killed"
+    victim = run_script([*flags, f"--workdir={killed_dir}"])
+    deadline = time.time() + 900
+    while not (killed_dir / "checkpoints" / "4").exists():  # mid-run, one checkpoint past the first
+        assert victim.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (killed_dir / "checkpoints" / "8").exists()
+    resumed = run_script([*flags, f"--workdir={killed_dir}"])
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out[-3000:]
+    assert "Resumed inception_resnet_v1 from step" in out
+
+    a, b = restore_state(tmp_path / "straight", 8), restore_state(killed_dir, 8)
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_sigterm_saves_and_stops(tfds_dir, tmp_path):
+    flags = overrides_as_flags(tfds_dir, num_train_steps=10_000, checkpoint_every_steps=10_000, eval_every_steps=10_000)
+    proc = run_script([*flags, f"--workdir={tmp_path}"])
+    deadline = time.time() + 900
+    while not (tmp_path / "events.out.tfevents").exists() and time.time() < deadline:
+        if any(p.name.startswith("events.out.tfevents") for p in tmp_path.glob("*")) and proc.poll() is None:
+            time.sleep(20)  # let it train a few steps after compiling
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Stopped at step" in out
+    steps = [int(p) for p in os.listdir(tmp_path / "checkpoints") if p.isdigit()]
+    assert len(steps) == 1 and 0 < steps[0] < 10_000
+
+
+def test_corrupted_checkpoints_fall_back_to_older_step(tmp_path):
+    ckpt = checkpoint.Checkpointer(str(tmp_path), max_to_keep=5, async_save=False)
+    for step in (1, 2, 3):
+        ckpt.save(step, {"w": np.full((4,), float(step))}, {"model": "inception_v4"})
+    ckpt.close()
+    ckdir = tmp_path / "checkpoints"
+    for f in (ckdir / "3" / "state").rglob("*"):  # truncate every file of the newest step
+        if f.is_file():
+            f.write_bytes(b"")
+    (ckdir / "4").mkdir()  # an empty step directory, as a kill during a save can leave
+
+    abstract = {"w": jax.ShapeDtypeStruct((4,), np.float32)}
+    state, step = checkpoint.Checkpointer(str(tmp_path)).restore_latest(abstract)
+    assert step == 2 and np.array_equal(state["w"], np.full((4,), 2.0))
+    aside = sorted(p.name.split("-")[0] for p in (tmp_path / "checkpoints_unreadable").iterdir())
+    assert aside == ["3", "4"]  # set aside, never deleted
+    ckpt = checkpoint.Checkpointer(str(tmp_path), max_to_keep=5, async_save=False)
+    ckpt.save(3, {"w": np.zeros(4)}, {"model": "inception_v4"})  # the step number is usable again
+    ckpt.close()
+
+
+def test_non_finite_loss_halts_without_checkpointing(tfds_dir, tmp_path):
+    config = tiny_config(tfds_dir, learning_rate=float("inf"), checkpoint_every_steps=1)
+    with pytest.raises(train.NonFiniteError, match="at step 1"):
+        train.train_and_evaluate(config, str(tmp_path))
+    ckdir = tmp_path / "checkpoints"
+    assert not ckdir.exists() or not [p for p in os.listdir(ckdir) if p.isdigit()]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"model": "inception_v5"}, "Unknown model 'inception_v5'"),
+        ({"image_size": 60}, "below the minimum of inception_resnet_v1: 75"),
+        ({"aux_logits": True, "image_size": 100}, "with aux_logits: 107"),
+        ({"batch_size": 6, "data_shards": 4}, "must divide into 4 data shards"),
+    ],
+)
+def test_config_errors_before_compiling(tfds_dir, tmp_path, overrides, message):
+    with pytest.raises(train.ConfigError, match=message):
+        train.validate(tiny_config(tfds_dir, **overrides), str(tmp_path))
+
+
+def test_batch_not_divisible_by_devices(tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(jax, "device_count", lambda: 8)
+    with pytest.raises(train.ConfigError, match="batch_size=12 .* divisible by the 8 devices"):
+        train.validate(tiny_config(tfds_dir, batch_size=12), str(tmp_path))
+
+
+def test_dataset_not_prepared(tmp_path):
+    with pytest.raises(data.DatasetNotPreparedError, match="ILSVRC2012_img_train.tar"):
+        train.validate(tiny_config(str(tmp_path), dataset="imagenet2012"), str(tmp_path / "work"))
+
+
+def test_workdir_with_another_models_checkpoint(tfds_dir, tmp_path):
+    ckpt = checkpoint.Checkpointer(str(tmp_path), async_save=False)
+    ckpt.save(5, {"w": np.zeros(2)}, {"model": "inception_v3", "num_classes": 10})
+    ckpt.close()
+    with pytest.raises(train.ConfigError, match="checkpoint \\(step 5\\) of another model.*'inception_v3'"):
+        train.validate(tiny_config(tfds_dir), str(tmp_path))
+
+
+def test_locked_config_rejects_typos(tfds_dir, tmp_path):
+    proc = run_script([*overrides_as_flags(tfds_dir), "--config.learning_rat=0.1", f"--workdir={tmp_path}"])
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "learning_rat" in out
+
+
+def test_script_reports_user_errors_cleanly(tfds_dir, tmp_path):
+    proc = run_script([*overrides_as_flags(tfds_dir), "--config.image_size=50", f"--workdir={tmp_path}"])
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "error: config.image_size=50 is below the minimum" in out
+    assert "Traceback" not in out
+
+
+def _history(proc):
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    return np.array([loss for _, loss in finished(out)["train_loss_history"]])
+
+
+def test_eight_devices_match_one(tfds_dir, tmp_path):
+    flags = overrides_as_flags(tfds_dir, num_train_steps=3, eval_every_steps=3, checkpoint_every_steps=100)
+    eight = run_script([*flags, f"--workdir={tmp_path / 'eight'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    one = run_script([*flags, f"--workdir={tmp_path / 'one'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+    h8, h1 = _history(eight), _history(one)
+    assert len(h1) == 3
+    np.testing.assert_allclose(h8, h1, rtol=1e-4)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tfds_dir, tmp_path):
+    flags = overrides_as_flags(tfds_dir, num_train_steps=3, eval_every_steps=3, checkpoint_every_steps=3, data_shards=2)
+    port = _free_port()
+    procs = [
+        run_script(
+            [
+                *flags,
+                f"--workdir={tmp_path / 'two'}",
+                "--jax_distributed",
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ],
+            {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+        )
+        for i in range(2)
+    ]
+    single = run_script([*flags, f"--workdir={tmp_path / 'one'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    h_two = [_history(p) for p in procs]
+    h_one = _history(single)
+    np.testing.assert_allclose(h_two[0], h_one, rtol=1e-4)
+    np.testing.assert_allclose(h_two[1], h_one, rtol=1e-4)
