@@ -221,8 +221,12 @@ def _history(proc):
 
 def test_eight_devices_match_one(tfds_dir, tmp_path):
     flags = overrides_as_flags(tfds_dir, num_train_steps=3, eval_every_steps=3, checkpoint_every_steps=100)
-    eight = run_script([*flags, f"--workdir={tmp_path / 'eight'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
-    one = run_script([*flags, f"--workdir={tmp_path / 'one'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+    eight = run_script(
+        [*flags, f"--workdir={tmp_path / 'eight'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    )
+    one = run_script(
+        [*flags, f"--workdir={tmp_path / 'one'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    )
     h8, h1 = _history(eight), _history(one)
     assert len(h1) == 3
     np.testing.assert_allclose(h8, h1, rtol=1e-4)
@@ -251,7 +255,9 @@ def test_two_processes_match_one(tfds_dir, tmp_path):
         )
         for i in range(2)
     ]
-    single = run_script([*flags, f"--workdir={tmp_path / 'one'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    single = run_script(
+        [*flags, f"--workdir={tmp_path / 'one'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    )
     h_two = [_history(p) for p in procs]
     h_one = _history(single)
     np.testing.assert_allclose(h_two[0], h_one, rtol=1e-4)
