@@ -278,6 +278,8 @@ def evaluate(eval_fn: Callable, state: TrainState, source: data.Source, pcfg: da
     result = total.compute()
     del result["count"]  # always 1.0; its denominator is what counts
     result["num_examples"] = float(total.count.count)
+    # Examples of the split that could not be decoded (dropped by the pipeline, not counted).
+    result["skipped_images"] = float(source.num_examples(pcfg.eval_split) - total.count.count)
     return result
 
 

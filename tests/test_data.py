@@ -147,3 +147,23 @@ def test_unprepared_imagenet_says_how_to_prepare(tmp_path):
 def test_unprepared_tfds_dataset(tmp_path):
     with pytest.raises(data.DatasetNotPreparedError, match="tfds build mnist"):
         data.get_source("mnist", str(tmp_path))
+
+
+def test_record_that_fails_to_decode_keeps_epochs_aligned(tmp_path):
+    """A record that breaks after indexing is dropped; every epoch still has steps_per_epoch batches."""
+    rng = np.random.default_rng(1)
+    for cls in ("a", "b"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(6):
+            (tmp_path / "train" / cls / f"{i}.jpg").write_bytes(jpeg((rng.random((20, 20, 3)) * 255).astype(np.uint8)))
+    source = data.get_source(f"folder:{tmp_path}")
+    (tmp_path / "train" / "a" / "3.jpg").write_bytes(b"broken after indexing")
+    cfg = data.PipelineConfig(image_size=75, global_batch=4, shuffle_buffer=20, data_shards=2)
+    per_epoch = data.steps_per_epoch(source, cfg)
+    assert per_epoch == 3
+    it = data.train_iterator(source, cfg)
+    stream = [next(it) for _ in range(2 * per_epoch)]
+    assert all(b["image"].shape == (4, 75, 75, 3) for b in stream)
+    np.testing.assert_array_equal(
+        next(data.train_iterator(source, cfg, per_epoch))["label"], stream[per_epoch]["label"]
+    )

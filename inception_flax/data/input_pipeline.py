@@ -191,8 +191,10 @@ def _train_epoch(source: Source, cfg: PipelineConfig, epoch: int, skip_steps: in
     epoch_seed = cfg.seed * 1_000_003 + epoch
     ds = source.read(cfg.train_split, shard, cfg.num_shards, shuffle_seed=epoch_seed)
     ds = ds.shuffle(cfg.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
-    ds = ds.take(steps_per_epoch(source, cfg) * cfg.shard_batch)  # same number of steps on every shard
-    ds = ds.enumerate().skip(skip_steps * cfg.shard_batch)  # skips encoded records, nothing decoded
+    # repeat(): a shard that lost undecodable records still fills its epoch, so every process
+    # runs exactly steps_per_epoch steps (a short epoch on one host would hang the collectives).
+    ds = ds.enumerate().repeat()
+    ds = ds.skip(skip_steps * cfg.shard_batch)  # skips encoded records, nothing decoded
 
     shard_seed = cfg.seed * 65_537 + shard
 
@@ -210,6 +212,7 @@ def _train_epoch(source: Source, cfg: PipelineConfig, epoch: int, skip_steps: in
 
     ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors(log_warning=True)  # an undecodable record is dropped, not fatal
+    ds = ds.take((steps_per_epoch(source, cfg) - skip_steps) * cfg.shard_batch)
     return ds.batch(cfg.shard_batch, drop_remainder=True)
 
 
