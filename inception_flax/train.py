@@ -401,7 +401,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 check(pending)
                 eval_result = evaluate(eval_fn, state, source, pcfg, batch_sharding)
                 writer.write_scalars(step, {f"eval_{k}": v for k, v in eval_result.items()})
-            preempted = preemption.requested or ckpt.reached_preemption(step)
+            # Several processes must stop at the same step: there orbax's reached_preemption (jax's
+            # preemption sync) decides; a lone process may act on its own SIGTERM flag.
+            preempted = ckpt.reached_preemption(step) or (jax.process_count() == 1 and preemption.requested)
             if step % config.checkpoint_every_steps == 0 or last_step or preempted:
                 check(pending)
                 ckpt.save(step, state, meta)
