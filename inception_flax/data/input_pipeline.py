@@ -14,7 +14,6 @@ import dataclasses
 import math
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -159,10 +158,6 @@ class PipelineConfig:
     def shard_batch(self) -> int:
         return self.global_batch // self.num_shards
 
-    @property
-    def host_batch(self) -> int:
-        return self.global_batch // self.process_count
-
     def own_shards(self) -> range:
         per_process = self.num_shards // self.process_count
         return range(self.process_index * per_process, (self.process_index + 1) * per_process)
@@ -260,7 +255,3 @@ def eval_iterator(source: Source, cfg: PipelineConfig) -> Iterator[dict[str, np.
         ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors(log_warning=True)
         shards.append(ds.concatenate(padding).take(steps * cfg.shard_batch).batch(cfg.shard_batch))
     yield from _concat_shards(shards).prefetch(AUTOTUNE).as_numpy_iterator()
-
-
-def describe(source: Source) -> dict[str, Any]:
-    return {"dataset": source.name, "num_classes": source.num_classes, "skipped_images": source.skipped}
