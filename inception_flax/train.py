@@ -96,10 +96,6 @@ def checkpoint_meta(config: ml_collections.ConfigDict, num_classes: int) -> dict
 
 def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.Inception, data.Source]:
     """Every user error that can be found before compiling: raises ConfigError / DatasetNotPreparedError."""
-    try:
-        models.check_name(config.model)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
     probe = create_model(config, max(config.num_classes, 1))
     if config.image_size < probe.min_input_size:
         raise ConfigError(

@@ -12,10 +12,9 @@ import logging as std_logging
 import os
 from collections.abc import Sequence
 
-# Plain XLA convolutions are ~2x faster than YNNPACK on CPU; must be set before jax is imported.
-_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
-if _FLAG not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+from inception_flax import runtime
+
+runtime.use_fast_cpu_convolutions()  # before jax is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402

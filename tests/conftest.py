@@ -2,11 +2,9 @@
 
 import os
 
-# Plain XLA convolutions are ~2x faster than the default YNNPACK path on this CPU
-# (shared/reference/cpu_performance_notes.md). Appended so callers can still add flags.
-_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
-if _FLAG not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+from inception_flax import runtime
+
+runtime.use_fast_cpu_convolutions()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # One persistent XLA cache for the whole run, inherited by the subprocess tests: identical
 # programs (the same tiny network's init and train step) compile once instead of once per test.

@@ -56,15 +56,14 @@ class TfdsSource(Source):
         self.name = name
         self.builder = tfds.builder(name, data_dir=data_dir)
         if not self.builder.is_prepared():
+            root = os.path.dirname(os.path.dirname(self.builder.data_dir))  # <data_dir>/<name>/<version>
             if name == digits.NAME:  # ships with scikit-learn: prepare on first use
                 self.builder.download_and_prepare()
             elif name.split(":", maxsplit=1)[0] == "imagenet2012":
-                root = os.path.dirname(os.path.dirname(self.builder.data_dir))
                 raise DatasetNotPreparedError(
                     IMAGENET_HELP.format(data_dir=root, manual_dir=os.path.join(root, "downloads", "manual"))
                 )
             else:
-                root = os.path.dirname(os.path.dirname(self.builder.data_dir))
                 raise DatasetNotPreparedError(
                     f"TFDS {name} is not prepared in {root}. Prepare it with: tfds build {name} --data_dir={root}"
                 )

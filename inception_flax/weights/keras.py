@@ -62,12 +62,13 @@ def _keras_units(model: Any) -> list[tuple[str, str, dict[str, np.ndarray]]]:
                 raise ValueError(
                     f"Keras {bn.name} has epsilon {bn.epsilon}; create the model with bn_epsilon={bn.epsilon}."
                 )
-            bn_weights = dict(zip([w.path.split("/")[-1] for w in bn.weights], bn.get_weights(), strict=True))
+            names = [w.path.split("/")[-1] for w in bn.weights]
+            bn_weights = dict(zip(names, (to_numpy(w) for w in bn.get_weights()), strict=True))
             if "gamma" in bn_weights and not np.allclose(bn_weights["gamma"], 1.0):
                 raise ValueError(f"Keras {bn.name} has a BatchNorm gamma that is not 1; the models have none.")
             tensors = {"kernel": weights[0], "bias": bn_weights["beta"]}
             tensors |= {"mean": bn_weights["moving_mean"], "var": bn_weights["moving_variance"]}
-            units.append(("conv_bn", layer.name, {k: to_numpy(v) for k, v in tensors.items()}))
+            units.append(("conv_bn", layer.name, tensors))
             i += 2
             continue
         if kind == "BatchNormalization":
