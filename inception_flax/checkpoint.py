@@ -1,4 +1,10 @@
-"""orbax checkpoints under `<workdir>/checkpoints/` that never lose work.
+"""orbax checkpoints: training workdirs that never lose work, converted weights, and `load`.
+
+Two kinds of directory hold a network:
+- a training `--workdir`: `<workdir>/checkpoints/<step>/{state,meta}`, the meta recording the model,
+  its options and the training config;
+- converted weights (`scripts/convert_weights.py`): `<dir>/variables/` plus `<dir>/inception_flax.json`.
+`load(path)` reads either and returns `(model, variables)`; nothing is ever unpickled.
 
 orbax lists a step directory as valid even when its files are truncated or missing, and a
 manager that has seen an empty step directory fails on later calls. Restoring therefore walks
@@ -8,13 +14,23 @@ deleted) to `<workdir>/checkpoints_unreadable/` so training can save that step n
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import time
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
+
+from inception_flax import models
+
+WEIGHTS_META = "inception_flax.json"  # beside `variables/` in a converted-weights directory
+WEIGHTS_FORMAT = "inception_flax.weights/1"
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -99,3 +115,145 @@ class Checkpointer:
             self.manager.wait_until_finished()
             self.manager.close()
             self.manager = None
+
+
+# ------------------------------------------------------------------------------- loading
+@dataclasses.dataclass(frozen=True)
+class CheckpointInfo:
+    """What a directory holds, read from its metadata alone (no arrays)."""
+
+    path: str
+    kind: str  # "workdir" or "weights"
+    model: str
+    options: dict[str, Any]  # keyword arguments of models.create
+    step: int | None = None  # workdirs: the step read
+    config: dict[str, Any] | None = None  # workdirs: the training config the run recorded
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def create_model(self, **overrides) -> models.Inception:
+        return models.create(self.model, **{**self.options, **overrides})
+
+
+def _workdir_info(path: str, step: int, meta: dict[str, Any]) -> CheckpointInfo:
+    options = {k: v for k, v in meta.items() if k not in ("model", "config")}
+    return CheckpointInfo(path, "workdir", meta["model"], options, step, meta.get("config"), meta)
+
+
+def _read_step_meta(directory: str, step: int) -> dict[str, Any]:
+    with _manager(directory) as manager:
+        return dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+
+
+def steps(workdir: str) -> list[int]:
+    """The checkpointed steps of a training workdir, oldest first."""
+    return sorted(_steps(checkpoint_dir(workdir)))
+
+
+def describe(path: str, step: int | None = None) -> CheckpointInfo:
+    """CheckpointInfo of a training workdir (newest readable step, or `step`) or of converted weights."""
+    path = os.path.abspath(os.path.expanduser(path))
+    meta_file = os.path.join(path, WEIGHTS_META)
+    if os.path.isfile(meta_file):
+        with open(meta_file) as f:
+            meta = json.load(f)
+        if meta.get("format") != WEIGHTS_FORMAT:
+            raise ValueError(f"{meta_file} is not an inception_flax weights file (format {meta.get('format')!r}).")
+        return CheckpointInfo(path, "weights", meta["model"], dict(meta["options"]), meta=meta)
+    directory = checkpoint_dir(path)
+    available = _steps(directory)
+    if not available:
+        raise FileNotFoundError(
+            f"{path} holds no checkpoint: neither a training workdir (no steps in {directory}) nor converted "
+            f"weights (no {WEIGHTS_META}; make them with scripts/convert_weights.py)."
+        )
+    if step is not None:
+        if step not in available:
+            raise FileNotFoundError(f"{path} has no checkpoint step {step}; it has {sorted(available)}.")
+        return _workdir_info(path, step, _read_step_meta(directory, step))
+    found = read_meta(path)
+    if found is None:
+        raise FileNotFoundError(f"No checkpoint step in {directory} has readable metadata.")
+    return _workdir_info(path, *found)
+
+
+def _restore_subtrees(state_dir: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """Only the named top-level subtrees of a saved state, as numpy arrays (partial restore)."""
+    tree = ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir)).tree  # the item's tree, no step metadata
+    missing = [n for n in names if n not in tree]
+    if missing:
+        raise ValueError(f"{state_dir} has no {missing}; it holds {sorted(tree)}.")
+    item = {n: tree[n] for n in names}
+    restore_args = {n: _as_numpy_args(tree[n]) for n in names}
+    args = ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
+    return ocp.PyTreeCheckpointer().restore(state_dir, args=args)
+
+
+def _as_numpy_args(tree: Any) -> Any:
+    return jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+
+
+def load_with_info(
+    path: str, step: int | None = None, ema: bool = True
+) -> tuple[models.Inception, dict[str, Any], CheckpointInfo]:
+    """`load`, plus the CheckpointInfo of what was loaded.
+
+    For a workdir without an explicit `step`, an unreadable newest step is skipped (with a warning)
+    for the next older one; nothing in the workdir is moved or changed.
+    """
+    info = describe(path, step)
+    if info.kind == "weights":
+        restored = _restore_subtrees(os.path.join(info.path, "variables"), ("params", "batch_stats"))
+        return info.create_model(), restored, info
+    directory = checkpoint_dir(info.path)
+    candidates = [info.step] if step is not None else [s for s in _steps(directory) if s <= info.step]
+    params_key = "ema_params" if ema else "params"
+    for candidate in candidates:
+        try:
+            restored = _restore_subtrees(os.path.join(directory, str(candidate), "state"), (params_key, "batch_stats"))
+        except Exception as e:
+            if step is not None:
+                raise
+            logging.warning("Cannot read checkpoint step %d (%s); trying an older step.", candidate, e)
+            continue
+        if candidate != info.step:
+            info = _workdir_info(info.path, candidate, _read_step_meta(directory, candidate))
+        variables = {"params": restored[params_key], "batch_stats": restored["batch_stats"]}
+        return info.create_model(), variables, info
+    raise FileNotFoundError(f"No checkpoint step in {directory} could be read.")
+
+
+def load(path: str, step: int | None = None, ema: bool = True) -> tuple[models.Inception, dict[str, Any]]:
+    """(model, variables) from a training workdir or a converted-weights directory.
+
+    The model and its options come from the checkpoint's metadata. For a workdir, `step` picks a
+    checkpoint (default: the newest readable one) and `ema` chooses the moving-average parameters
+    (the ones training evaluates) over the raw ones. Variables are numpy arrays on the host.
+    """
+    model, variables, _ = load_with_info(path, step, ema)
+    return model, variables
+
+
+def save_weights(directory: str, variables: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Writes converted weights: `variables/` (orbax) and the metadata `load` reads.
+
+    `meta` needs "model" and "options" (models.create's keyword arguments). The directory must not
+    exist yet; it appears only once complete (written beside it, then renamed).
+    """
+    directory = os.path.abspath(os.path.expanduser(directory))
+    if os.path.exists(directory) and os.listdir(directory):
+        raise FileExistsError(f"{directory} exists and is not empty; nothing was written.")
+    models.create(meta["model"], **meta["options"])  # refuses unknown models and options
+    partial = f"{directory}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    try:
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(os.path.join(partial, "variables"), variables)
+        checkpointer.wait_until_finished()
+        with open(os.path.join(partial, WEIGHTS_META), "w") as f:
+            json.dump({"format": WEIGHTS_FORMAT, **meta}, f, indent=2, sort_keys=True)
+        if os.path.exists(directory):
+            os.rmdir(directory)  # empty, checked above
+        os.replace(partial, directory)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

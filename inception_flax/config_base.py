@@ -22,6 +22,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.model_options = ml_collections.ConfigDict()  # network-specific: residual, scale_a/b/c, ...
     c.half_precision = False  # bfloat16 compute, float32 parameters
     c.bn_momentum = 0.9997  # slim's decay; short runs need less, or eval sees untrained statistics
+    c.init_from = ""  # fine-tuning: a workdir or converted weights; heads re-initialised if num_classes differs
     # Data.
     c.dataset = "imagenet2012"  # a TFDS name, or folder:<root> with <root>/<split>/<class>/<image>
     c.data_dir = ""  # TFDS data_dir; empty: TFDS's default (~/tensorflow_datasets or $TFDS_DATA_DIR)

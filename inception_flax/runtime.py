@@ -1,9 +1,13 @@
-"""Process-level settings that must be applied before jax is imported (no jax import here)."""
+"""Process-level settings for the entry points (no jax import here: some must precede it)."""
 
+import logging
 import os
 
-# Plain XLA convolutions (Eigen over oneDNN sgemm) are ~2x faster than the default YNNPACK path
-# for Inception-shaped convs on CPU (shared/reference/cpu_performance_notes.md). No effect on TPU/GPU.
+# XLA's CPU backend (jax 0.10) hands convolutions to YNNPACK by default, which is about 2x slower
+# than PyTorch eager on Inception's shapes (1x1, 3x3, 1x7, 7x1, stride-2 VALID). This flag makes
+# it emit plain convolutions (Eigen over oneDNN sgemm) instead: measured on 2 CPU cores, per-layer
+# forward+backward time drops to 0.84-1.06x of torch eager, and the Inception-ResNet-v2 training
+# step runs 1.28x faster (0.88 vs 0.69 img/s at 299x299, batch 8). It changes nothing on TPU/GPU.
 FAST_CPU_CONV_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 
 
@@ -12,3 +16,11 @@ def use_fast_cpu_convolutions() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if FAST_CPU_CONV_FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {FAST_CPU_CONV_FLAG}".strip()
+
+
+class QuietLibraries(logging.Filter):
+    """orbax and TFDS log every file operation at INFO; keep their warnings, drop the chatter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        noisy = any(part in record.pathname for part in ("/orbax/", "/tensorflow_datasets/"))
+        return record.levelno >= logging.WARNING or not noisy

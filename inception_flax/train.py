@@ -7,24 +7,25 @@ inserts the cross-device reductions), as in synchronous replicated training.
 """
 
 import functools
+import json
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from absl import logging
 from clu import metric_writers, metrics, parameter_overview, periodic_actions
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from inception_flax import checkpoint, data, models, optim
+from inception_flax import checkpoint, data, evaluation, finetune, models, optim
+from inception_flax.evaluation import make_mesh, to_global, topk_correct
 
 
 class ConfigError(ValueError):
@@ -53,14 +54,6 @@ class TrainMetrics(metrics.Collection):
     top5: metrics.Average.from_output("top5")
     grad_norm: metrics.Average.from_output("grad_norm")
     learning_rate: metrics.LastValue.from_output("learning_rate")
-
-
-@flax.struct.dataclass
-class EvalMetrics(metrics.Collection):
-    loss: metrics.Average.from_output("loss")
-    top1: metrics.Average.from_output("top1")
-    top5: metrics.Average.from_output("top5")
-    count: metrics.Average.from_output("one")  # sums `mask` in .count: examples seen
 
 
 # --------------------------------------------------------------------------------- building
@@ -125,7 +118,25 @@ def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.In
                 f"{workdir} holds a checkpoint (step {step}) of another model ({detail}). "
                 "Use another --workdir; nothing in this one is touched."
             )
-    return create_model(config, num_classes), source
+    model = create_model(config, num_classes)
+    if config.init_from:
+        _check_init_from(config, model)
+    return model, source
+
+
+def _check_init_from(config: ml_collections.ConfigDict, model: models.Inception) -> None:
+    try:
+        info = checkpoint.describe(config.init_from)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"config.init_from: {e}") from None
+    if info.model != config.model:
+        raise ConfigError(f"config.init_from={config.init_from} holds {info.model}, not config.model={config.model}.")
+    target = models.abstract_variables(model, config.image_size)
+    source = models.abstract_variables(info.create_model(), config.image_size)
+    try:
+        finetune.plan(target, source)
+    except ValueError as e:
+        raise ConfigError(f"config.init_from={config.init_from}: {e}") from None
 
 
 def l2_loss(params: Any, decay_biases: bool) -> jax.Array:
@@ -144,11 +155,6 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int, smooth
     if targets is None:
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     return optax.softmax_cross_entropy(logits, targets)
-
-
-def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
-    k = min(k, logits.shape[-1])
-    return jnp.any(jax.lax.top_k(logits, k)[1] == labels[:, None], axis=-1).astype(jnp.float32)
 
 
 # ------------------------------------------------------------------------------------- steps
@@ -219,32 +225,7 @@ def train_step(
     return new_state, step_metrics, finite
 
 
-def eval_step(
-    state: TrainState, batch: Mapping[str, jax.Array], *, model: models.Inception, use_ema: bool
-) -> EvalMetrics:
-    params = state.ema_params if use_ema else state.params
-    logits = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["image"], train=False)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-    mask = batch["mask"]
-    return EvalMetrics.single_from_model_output(
-        loss=loss,
-        top1=topk_correct(logits, batch["label"], 1),
-        top5=topk_correct(logits, batch["label"], 5),
-        one=jnp.ones_like(mask),
-        mask=mask,
-    )
-
-
 # ------------------------------------------------------------------------------------- loop
-def make_mesh() -> Mesh:
-    return Mesh(np.asarray(jax.devices()), ("data",))
-
-
-def to_global(batch: Mapping[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
-    """This host's slice of the global batch -> global arrays sharded over the `data` axis."""
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
-
-
 def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
     return config.num_train_steps if config.num_train_steps > 0 else int(config.num_epochs * steps_per_epoch)
 
@@ -265,20 +246,6 @@ def pipeline_config(config: ml_collections.ConfigDict) -> data.PipelineConfig:
     )
 
 
-def evaluate(eval_fn: Callable, state: TrainState, source: data.Source, pcfg: data.PipelineConfig, sharding) -> dict:
-    """Every example of the eval split exactly once (padding masked out), on any number of hosts."""
-    total = None
-    for batch in data.eval_iterator(source, pcfg):
-        m = eval_fn(state, to_global(batch, sharding))
-        total = m if total is None else total.merge(m)
-    result = total.compute()
-    del result["count"]  # always 1.0; its denominator is what counts
-    result["num_examples"] = float(total.count.count)
-    # Examples of the split that could not be decoded (dropped by the pipeline, not counted).
-    result["skipped_images"] = float(source.num_examples(pcfg.eval_split) - total.count.count)
-    return result
-
-
 class _Preemption:
     """SIGTERM sets a flag; the loop saves and stops at the next step boundary."""
 
@@ -293,6 +260,17 @@ class _Preemption:
 
     def restore(self):
         signal.signal(signal.SIGTERM, self._previous)
+
+
+def _init_from(state: TrainState, path: str, sharding: NamedSharding) -> TrainState:
+    """Fine-tuning: every pretrained tensor that fits; the classifier heads re-initialised if they differ."""
+    _, pretrained = checkpoint.load(path)
+    variables, kept, fresh = finetune.merge({"params": state.params, "batch_stats": state.batch_stats}, pretrained)
+    logging.info("init_from %s: kept %d tensors, re-initialised %d: %s", path, len(kept), len(fresh), fresh or "none")
+    variables = jax.device_put(variables, sharding)
+    return state.replace(
+        params=variables["params"], ema_params=variables["params"], batch_stats=variables["batch_stats"]
+    )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -313,7 +291,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     is_main = jax.process_index() == 0
     writer = metric_writers.create_default_writer(workdir, just_logging=not is_main, asynchronous=True)
     ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints, async_save=True)
-    meta = checkpoint_meta(config, model.num_classes)
+    # The config travels with every step, so evaluate.py needs no flags for this workdir.
+    meta = {**checkpoint_meta(config, model.num_classes), "config": json.loads(config.to_json_best_effort())}
 
     make_state = functools.partial(init_state, model, tx, config)
     abstract_state = jax.eval_shape(make_state, jax.random.key(config.seed))
@@ -322,7 +301,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     if restored is None:
         state = jax.jit(make_state, out_shardings=replicated)(jax.random.key(config.seed))
         start_step = 0
-        logging.info("Starting %s from scratch in %s", config.model, workdir)
+        if config.init_from:
+            state = _init_from(state, config.init_from, replicated)
+        logging.info("Starting %s from %s in %s", config.model, config.init_from or "scratch", workdir)
     else:
         state, start_step = restored
         logging.info("Resumed %s from step %d in %s", config.model, start_step, workdir)
@@ -346,11 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         out_shardings=(replicated, replicated, replicated),
         donate_argnums=0,
     )
-    eval_fn = jax.jit(
-        functools.partial(eval_step, model=model, use_ema=config.eval_with_ema),
-        in_shardings=(replicated, batch_sharding),
-        out_shardings=replicated,
-    )
+    evaluator = evaluation.Evaluator(model, mesh=mesh)
 
     hooks = [
         periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer, every_steps=config.log_every_steps)
@@ -395,7 +372,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 train_metrics, last_log = None, (now, step)
             if step % config.eval_every_steps == 0 or last_step:
                 check(pending)
-                eval_result = evaluate(eval_fn, state, source, pcfg, batch_sharding)
+                params = state.ema_params if config.eval_with_ema else state.params
+                eval_result = evaluator.run({"params": params, "batch_stats": state.batch_stats}, source, pcfg)
                 writer.write_scalars(step, {f"eval_{k}": v for k, v in eval_result.items()})
             # Several processes must stop at the same step: there orbax's reached_preemption (jax's
             # preemption sync) decides; a lone process may act on its own SIGTERM flag.

@@ -8,7 +8,6 @@ add --jax_distributed on every host (TPU pods and SLURM are detected; elsewhere 
 --coordinator_address, --num_processes and --process_id).
 """
 
-import logging as std_logging
 import os
 from collections.abc import Sequence
 
@@ -33,18 +32,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (mu
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _QuietLibraries(std_logging.Filter):
-    """orbax and TFDS log every file operation at INFO; keep their warnings, drop the chatter."""
-
-    def filter(self, record):
-        noisy = any(part in record.pathname for part in ("/orbax/", "/tensorflow_datasets/"))
-        return record.levelno >= std_logging.WARNING or not noisy
-
-
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.get_absl_handler().addFilter(_QuietLibraries())
+    logging.get_absl_handler().addFilter(runtime.QuietLibraries())
     tf.config.set_visible_devices([], "GPU")  # tf.data only; keep TensorFlow off the accelerators
     if _DISTRIBUTED.value:
         jax.distributed.initialize(

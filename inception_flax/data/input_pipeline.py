@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -84,7 +84,14 @@ class TfdsSource(Source):
             read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed, interleave_cycle_length=16),
             decoders={self.image_key: tfds.decode.SkipDecoding()},
         )
-        return ds.map(lambda ex: {"image": ex[self.image_key], "label": tf.cast(ex[self.label_key], tf.int64)})
+        # "id" names an example for exclusion lists (ImageNet: ILSVRC2012_val_00000001.JPEG).
+        has_name = "file_name" in self.builder.info.features
+
+        def select(ex):
+            name = ex["file_name"] if has_name else tf.constant("")
+            return {"image": ex[self.image_key], "label": tf.cast(ex[self.label_key], tf.int64), "id": name}
+
+        return ds.map(select)
 
 
 class FolderSource(Source):
@@ -114,9 +121,10 @@ class FolderSource(Source):
             order = np.random.default_rng(shuffle_seed).permutation(order)
         order = order[process_index::process_count]
         files = tf.constant([data.files[i] for i in order])
+        names = tf.constant([os.path.basename(data.files[i]) for i in order])
         labels = tf.constant([data.labels[i] for i in order], tf.int64)
-        ds = tf.data.Dataset.from_tensor_slices((files, labels))
-        return ds.map(lambda f, y: {"image": tf.io.read_file(f), "label": y}, num_parallel_calls=AUTOTUNE)
+        ds = tf.data.Dataset.from_tensor_slices((files, labels, names))
+        return ds.map(lambda f, y, n: {"image": tf.io.read_file(f), "label": y, "id": n}, num_parallel_calls=AUTOTUNE)
 
 
 def get_source(dataset: str, data_dir: str | None = None, train_split: str = "train") -> Source:
@@ -232,21 +240,43 @@ def num_eval_steps(source: Source, cfg: PipelineConfig) -> int:
     return math.ceil(largest / cfg.shard_batch)
 
 
-def eval_iterator(source: Source, cfg: PipelineConfig) -> Iterator[dict[str, np.ndarray]]:
-    """One pass over this process's shards of the eval split, padded; `mask` is 1 for real examples."""
+def eval_iterator(
+    source: Source,
+    cfg: PipelineConfig,
+    preprocess: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    exclude: Sequence[str] = (),
+) -> Iterator[dict[str, np.ndarray]]:
+    """One pass over this process's shards of the eval split, padded to the same number of batches.
+
+    `preprocess` maps encoded bytes to the network input (default: slim's central crop at
+    `cfg.image_size`); it may return several views, [views, h, w, 3]. `mask` is 1 for examples that
+    count. Examples whose id is in `exclude` are not decoded and carry `mask` 0 and `excluded` 1, so
+    every process still runs the same number of batches.
+    """
     cfg.check()
     steps = num_eval_steps(source, cfg)
+    preprocess = preprocess or (lambda b: preprocessing.preprocess_eval(b, cfg.image_size))
+    image_spec = tf.data.Dataset.from_tensors(tf.constant("")).map(preprocess).element_spec  # traced, not run
+    if not image_spec.shape.is_fully_defined():
+        raise ValueError(f"eval preprocessing must give a static shape, got {image_spec.shape}.")
+    blank = tf.zeros(image_spec.shape, image_spec.dtype)
+    table = None
+    if exclude:
+        keys = tf.constant(sorted(set(exclude)))
+        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, tf.ones_like(keys, tf.int32)), 0)
 
     def prepare(example):
-        image = preprocessing.preprocess_eval(example["image"], cfg.image_size)
-        return {"image": image, "label": tf.cast(example["label"], tf.int32), "mask": tf.constant(1.0)}
+        excluded = tf.constant(False) if table is None else table.lookup(example["id"]) > 0
+        image = tf.cond(excluded, lambda: blank, lambda: preprocess(example["image"]))
+        return {
+            "image": tf.ensure_shape(image, image_spec.shape),
+            "label": tf.cast(example["label"], tf.int32),
+            "mask": 1.0 - tf.cast(excluded, tf.float32),
+            "excluded": tf.cast(excluded, tf.float32),
+        }
 
     padding = tf.data.Dataset.from_tensors(
-        {
-            "image": tf.zeros([cfg.image_size, cfg.image_size, 3]),
-            "label": tf.constant(0, tf.int32),
-            "mask": tf.constant(0.0),
-        }
+        {"image": blank, "label": tf.constant(0, tf.int32), "mask": tf.constant(0.0), "excluded": tf.constant(0.0)}
     ).repeat()
     shards = []
     for shard in cfg.own_shards():

@@ -15,7 +15,8 @@ import tensorflow as tf
 CROP_FRACTION = 0.875  # slim's eval central crop
 
 
-def _decode_full(image_bytes: tf.Tensor) -> tf.Tensor:
+def decode(image_bytes: tf.Tensor) -> tf.Tensor:
+    """uint8 [h, w, 3] from JPEG, PNG, GIF (first frame) or BMP bytes; grayscale and CMYK become RGB."""
     image = tf.cond(
         tf.io.is_jpeg(image_bytes),
         lambda: tf.io.decode_jpeg(image_bytes, channels=3),
@@ -30,7 +31,7 @@ def image_shape(image_bytes: tf.Tensor) -> tf.Tensor:
     return tf.cond(
         tf.io.is_jpeg(image_bytes),
         lambda: tf.image.extract_jpeg_shape(image_bytes)[:2],
-        lambda: tf.shape(_decode_full(image_bytes))[:2],
+        lambda: tf.shape(decode(image_bytes))[:2],
     )
 
 
@@ -57,7 +58,7 @@ def distorted_crop(
     window = tf.stack([begin[0], begin[1], size[0], size[1]])
 
     def generic():
-        return tf.image.crop_to_bounding_box(_decode_full(image_bytes), begin[0], begin[1], size[0], size[1])
+        return tf.image.crop_to_bounding_box(decode(image_bytes), begin[0], begin[1], size[0], size[1])
 
     image = tf.cond(
         tf.io.is_jpeg(image_bytes), lambda: tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3), generic
@@ -105,7 +106,7 @@ def preprocess_train(
 
 def preprocess_eval(image_bytes: tf.Tensor, image_size: int, crop_fraction: float = CROP_FRACTION) -> tf.Tensor:
     """Central crop (87.5% of each side), bilinear resize; float32 in [-1, 1]."""
-    image = tf.image.convert_image_dtype(_decode_full(image_bytes), tf.float32)
+    image = tf.image.convert_image_dtype(decode(image_bytes), tf.float32)
     image = tf.image.central_crop(image, crop_fraction)
     image = tf.image.resize(image, [image_size, image_size], method="bilinear")
     return to_unit_range(tf.clip_by_value(image, 0.0, 1.0))

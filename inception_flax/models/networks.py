@@ -48,6 +48,16 @@ class Inception(nn.Module):
 
     kernel_init = staticmethod(HE_TRUNCATED)  # class attribute, not a dataclass field
 
+    def __post_init__(self):
+        name = type(self).__name__
+        if not self.width > 0:  # also catches NaN
+            raise ValueError(f"{name}: width must be > 0 (a channel multiplier, 1.0 = the paper), got {self.width}.")
+        if self.num_classes < 1:
+            raise ValueError(f"{name}: num_classes must be at least 1, got {self.num_classes}.")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"{name}: dropout_rate must be in [0, 1), got {self.dropout_rate}.")
+        super().__post_init__()
+
     @property
     def min_input_size(self) -> int:
         return MIN_INPUT_SIZE_AUX if self.aux_logits else MIN_INPUT_SIZE

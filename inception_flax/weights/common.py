@@ -56,3 +56,14 @@ def finish(flat: Mapping[Path, np.ndarray], name: str, source: str, unmapped: li
                 lines.append(f"  {len(items)} {title}: " + "; ".join(shown))
         raise ValueError("\n".join(lines))
     return traverse_util.unflatten_dict(dict(flat))
+
+
+def model_options(variables: Variables) -> dict[str, Any]:
+    """The `models.create` options that imported `variables` need: classes, aux head, BatchNorm gamma."""
+    params = variables["params"]
+    flat = traverse_util.flatten_dict(params)
+    return {
+        "num_classes": int(params["Logits"]["kernel"].shape[-1]),
+        "aux_logits": "AuxLogits" in params,
+        "bn_scale": any(path[-1] == "scale" for path in flat),
+    }

@@ -1,0 +1,86 @@
+"""Released weights (timm, Keras, TF-slim) -> a converted-weights directory that `checkpoint.load` reads.
+
+    convert("slim", "inception_v4", "inception_v4.ckpt", "weights/inception_v4_slim")
+
+The directory records the model, its options and how the publisher evaluated the weights
+(`eval_defaults`), so `scripts/evaluate.py --checkpoint DIR` reproduces their protocol by default.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from inception_flax import models
+from inception_flax.weights.common import Variables, model_options
+from inception_flax.weights.keras import from_keras
+from inception_flax.weights.slim import from_slim
+from inception_flax.weights.timm import TIMM_MODEL_OPTIONS, from_timm
+
+SOURCES = ("timm", "keras", "slim")
+
+# How each publisher measured its top-1 (timm: pretrained_cfg of the `.tf_in1k` weights; slim and
+# Keras: slim's eval, a central 87.5% crop resized bilinearly).
+SLIM_EVAL = {"crop_fraction": 0.875, "interpolation": "bilinear", "resize": "fraction"}
+TIMM_EVAL = {"crop_fraction": 0.875, "interpolation": "bicubic", "resize": "shorter_side"}
+TIMM_CROP_FRACTION = {"inception_resnet_v2": 0.8975}
+
+
+def read_source(source: str, name: str, path: str, drop_background: bool = False) -> Variables:
+    """The released file at `path` as Flax variables for `name` (checked tensor by tensor)."""
+    models.check_name(name)
+    if source not in SOURCES:
+        raise ValueError(f"Unknown source {source!r}; choose one of {', '.join(SOURCES)}.")
+    if source != "slim" and drop_background:
+        raise ValueError("--drop_background applies to TF-slim's 1001-class checkpoints only.")
+    if source == "slim":
+        if not (os.path.exists(path) or os.path.exists(f"{path}.index")):
+            raise FileNotFoundError(f"No TF checkpoint at {path} (give the prefix, e.g. inception_v4.ckpt).")
+        return from_slim(path, name, drop_background=drop_background)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No file at {path}.")
+    if source == "keras":
+        return from_keras(path, name)
+    if path.endswith(".safetensors"):
+        return from_timm(path, name)
+    return from_timm(_torch_state_dict(path), name)
+
+
+def _torch_state_dict(path: str) -> dict[str, Any]:
+    try:
+        import torch
+    except ImportError:
+        raise ValueError(f"{path} is a torch file and torch is not installed; use the .safetensors file.") from None
+    # weights_only: tensors only, no arbitrary unpickling.
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def metadata(source: str, name: str, path: str, variables: Variables, drop_background: bool) -> dict[str, Any]:
+    options = model_options(variables)
+    if source == "timm":
+        options |= TIMM_MODEL_OPTIONS.get(name, {})
+        eval_defaults = {**TIMM_EVAL, "crop_fraction": TIMM_CROP_FRACTION.get(name, TIMM_EVAL["crop_fraction"])}
+    else:
+        eval_defaults = dict(SLIM_EVAL)
+    return {
+        "model": name,
+        "options": options,
+        "source": source,
+        "input": os.path.basename(os.fspath(path)),
+        # TF-slim's output 0 is "background"; ImageNet labels are then shifted by one.
+        "background_class": source == "slim" and not drop_background,
+        "eval_defaults": eval_defaults,
+    }
+
+
+def convert(source: str, name: str, path: str, output: str, drop_background: bool = False) -> dict[str, Any]:
+    """Reads, checks and writes; returns the metadata written. Nothing is written on any error."""
+    from inception_flax import checkpoint  # orbax: only when writing
+
+    if os.path.exists(output) and os.listdir(output):
+        raise FileExistsError(f"{output} exists and is not empty; nothing was written.")
+    variables = read_source(source, name, os.fspath(path), drop_background)
+    meta = metadata(source, name, path, variables, drop_background)
+    checkpoint.save_weights(output, variables, meta)
+    return meta
