@@ -267,10 +267,9 @@ def _init_from(state: TrainState, path: str, sharding: NamedSharding) -> TrainSt
     _, pretrained = checkpoint.load(path)
     variables, kept, fresh = finetune.merge({"params": state.params, "batch_stats": state.batch_stats}, pretrained)
     logging.info("init_from %s: kept %d tensors, re-initialised %d: %s", path, len(kept), len(fresh), fresh or "none")
-    variables = jax.device_put(variables, sharding)
-    return state.replace(
-        params=variables["params"], ema_params=variables["params"], batch_stats=variables["batch_stats"]
-    )
+    variables = jax.device_get(variables)  # host copies: params and EMA must not share buffers (both are donated)
+    params, ema, stats = (jax.device_put(variables[k], sharding) for k in ("params", "params", "batch_stats"))
+    return state.replace(params=params, ema_params=ema, batch_stats=stats)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -36,3 +36,29 @@ def max_rel_error(out, ref) -> float:
     """max |out - ref| / max |ref|: one number per comparison, insensitive to near-zero logits."""
     out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
     return float(np.abs(out - ref).max() / np.abs(ref).max())
+
+
+def make_image_folder(root, classes, per_class: int, split: str = "val", seed: int = 0) -> list[tuple[str, int]]:
+    """Smooth random JPEGs in `root/<split>/<class>/` (and one per class in train/); returns (file, label)."""
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+    from scipy.ndimage import zoom
+
+    rng = np.random.default_rng(seed)
+    files = []
+    for label, name in enumerate(classes):
+        for s, n in ((split, per_class), ("train", 1)):
+            folder = Path(root) / s / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                low = rng.uniform(0, 255, (6, 8, 3))
+                image = np.clip(zoom(low, (260 / 6, 330 / 8, 1), order=3), 0, 255).astype(np.uint8)
+                buffer = io.BytesIO()
+                Image.fromarray(image).save(buffer, "JPEG", quality=95)
+                path = folder / f"{name}_{i}.jpg"
+                path.write_bytes(buffer.getvalue())
+                if s == split:
+                    files.append((str(path), label))
+    return files

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception_flax import models, weights
+from inception_flax import checkpoint, models, weights
 from tests import slim_reference
 from tests.helpers import max_rel_error, random_variables
 
@@ -141,3 +141,21 @@ def test_real_slim_inception_v3_graph(slim_v3):
     dropped = weights.from_slim(prefix, "inception_v3", drop_background=True)
     model = models.create("inception_v3", **weights.model_options(dropped))
     np.testing.assert_allclose(np.asarray(jax.jit(model.apply)(dropped, images)), ours[:, 1:], rtol=1e-5, atol=1e-5)
+
+
+def test_slim_convert_load_evaluate_with_background_class(slim_v3, tmp_path):
+    from tests.test_restore import check_evaluate_matches, convert
+
+    prefix, images, slim_logits = slim_v3
+    out = tmp_path / "converted"
+    proc = convert("slim", "inception_resnet_v2", prefix, out)  # wrong --model: refused, nothing written
+    assert proc.returncode != 0 and "holds no InceptionResnetV2/ variables" in proc.stderr and not out.exists()
+    proc = convert("slim", "inception_v3", prefix, out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model, variables = checkpoint.load(str(out))
+    assert max_rel_error(jax.jit(model.apply)(variables, images), slim_logits) < 1e-4
+    assert checkpoint.describe(str(out)).meta["background_class"]
+    # 6 outputs = background + the 5 classes of the folder dataset: labels are shifted by one.
+    apply = jax.jit(model.apply)
+    result = check_evaluate_matches(out, tmp_path, lambda v: np.asarray(apply(variables, v)), 299)
+    assert result["protocol"]["resize"] == "fraction" and result["protocol"]["interpolation"] == "bilinear"

@@ -13,7 +13,7 @@ from typing import Any
 
 from inception_flax import models
 from inception_flax.weights.common import Variables, model_options
-from inception_flax.weights.keras import from_keras
+from inception_flax.weights.keras import from_keras, keras_model
 from inception_flax.weights.slim import from_slim
 from inception_flax.weights.timm import TIMM_MODEL_OPTIONS, from_timm
 
@@ -39,11 +39,20 @@ def read_source(source: str, name: str, path: str, drop_background: bool = False
         return from_slim(path, name, drop_background=drop_background)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No file at {path}.")
-    if source == "keras":
-        return from_keras(path, name)
-    if path.endswith(".safetensors"):
-        return from_timm(path, name)
-    return from_timm(_torch_state_dict(path), name)
+    try:  # a damaged or foreign file fails inside the reader; say which file and why
+        if source == "keras":
+            loaded = keras_model(path, name)
+        elif path.endswith(".safetensors"):
+            from safetensors.numpy import load_file
+
+            loaded = load_file(path)
+        else:
+            loaded = _torch_state_dict(path)
+    except (ValueError, ImportError):
+        raise
+    except Exception as e:
+        raise ValueError(f"Cannot read {path} as {source} weights: {type(e).__name__}: {e}") from None
+    return from_keras(loaded, name) if source == "keras" else from_timm(loaded, name)
 
 
 def _torch_state_dict(path: str) -> dict[str, Any]:

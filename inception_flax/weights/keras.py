@@ -78,7 +78,10 @@ def _keras_units(model: Any) -> list[tuple[str, str, dict[str, np.ndarray]]]:
     return units
 
 
-def _load(path: str | os.PathLike, name: str) -> Any:
+def keras_model(path: str | os.PathLike, name: str) -> Any:
+    """The Keras model of a `.keras` file, or `keras.applications`' model with an `.h5` file's weights."""
+    if name not in _KERAS_APPLICATIONS:
+        raise ValueError(f"keras.applications has no {name}; from_keras supports {', '.join(_KERAS_APPLICATIONS)}.")
     import keras  # only when a file is given
 
     path = os.fspath(path)
@@ -97,7 +100,7 @@ def from_keras(model_or_path: Any, name: str) -> Variables:
     models.check_name(name)
     if name not in _KERAS_APPLICATIONS:
         raise ValueError(f"keras.applications has no {name}; from_keras supports {', '.join(_KERAS_APPLICATIONS)}.")
-    model = _load(model_or_path, name) if isinstance(model_or_path, str | os.PathLike) else model_or_path
+    model = keras_model(model_or_path, name) if isinstance(model_or_path, str | os.PathLike) else model_or_path
     units = _keras_units(model)
     if not units or units[-1][0] != "dense":
         raise ValueError("from_keras needs the classifier: build the Keras model with include_top=True.")

@@ -1,0 +1,251 @@
+"""Evaluation: protocol views, exact counts on 1 and 8 devices, exclusion lists, workdirs, fine-tuning."""
+
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from inception_flax import checkpoint, data, evaluation, finetune, models, train
+from inception_flax.data import preprocessing
+from tests.helpers import random_variables
+from tests.test_train import ROOT, tiny_config
+
+SIZE = 64
+
+
+def encode(array, fmt="PNG"):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo():
+    rng = np.random.default_rng(0)
+    return (rng.random((90, 120, 3)) * 255).astype(np.uint8)  # landscape, 4:3
+
+
+def unit(x):
+    return (np.clip(x, 0.0, 1.0) - 0.5) * 2.0
+
+
+def test_view_counts_shapes_and_ranges(photo):
+    for name, count in evaluation.NUM_VIEWS.items():
+        views = evaluation.Protocol(name).views(tf.constant(encode(photo)), SIZE).numpy()
+        assert views.shape == (count, SIZE, SIZE, 3) and views.dtype == np.float32
+        assert -1.0 <= views.min() and views.max() <= 1.0
+
+
+def test_central_fraction_is_the_training_eval(photo):
+    raw = tf.constant(encode(photo, "JPEG"))
+    view = evaluation.Protocol("central").views(raw, SIZE).numpy()[0]
+    np.testing.assert_array_equal(view, preprocessing.preprocess_eval(raw, SIZE).numpy())
+
+
+def test_central_shorter_side_is_timms_transform(photo):
+    protocol = evaluation.Protocol("central", crop_fraction=0.8, interpolation="bicubic", resize="shorter_side")
+    view = protocol.views(tf.constant(encode(photo)), SIZE).numpy()[0]
+    short = math.floor(SIZE / 0.8)  # 80: the image becomes 80 x 107
+    resized = tf.image.resize(photo / 255.0, [short, round(120 * short / 90)], "bicubic", antialias=True).numpy()
+    top, left = round((short - SIZE) / 2), round((resized.shape[1] - SIZE) / 2)
+    np.testing.assert_allclose(view, unit(resized[top : top + SIZE, left : left + SIZE]), atol=1e-5)
+
+
+def test_ten_crops_are_corners_centre_and_mirrors_inside_the_image(photo):
+    views = evaluation.Protocol("10crop").views(tf.constant(encode(photo)), SIZE).numpy()
+    short = math.floor(SIZE / 0.875)
+    resized = tf.image.resize(photo / 255.0, [short, round(120 * short / 90)], antialias=False).numpy()
+    h, w = resized.shape[:2]
+    offsets = [
+        (0, 0),
+        (0, w - SIZE),
+        (h - SIZE, 0),
+        (h - SIZE, w - SIZE),
+        (round((h - SIZE) / 2), round((w - SIZE) / 2)),
+    ]
+    for i, (top, left) in enumerate(offsets):
+        crop = unit(resized[top : top + SIZE, left : left + SIZE])
+        np.testing.assert_allclose(views[i], crop, atol=1e-5)
+        np.testing.assert_allclose(views[5 + i], crop[:, ::-1], atol=1e-5)
+
+
+def test_144_crops_scales_squares_and_mirrors(photo):
+    views = evaluation.Protocol("144crop").views(tf.constant(encode(photo)), SIZE).numpy()
+    np.testing.assert_array_equal(views[72:], views[:72, :, ::-1])  # the mirror images
+    # First scale (shorter side 256/224 * 64 = 73), first square (left), its top-left corner crop
+    # and, sixth, the whole square resized.
+    short = round(SIZE * 256 / 224)
+    resized = tf.image.resize(photo / 255.0, [short, round(120 * short / 90)], antialias=False).numpy()
+    np.testing.assert_allclose(views[0], unit(resized[:SIZE, :SIZE]), atol=1e-5)
+    square = tf.image.resize(resized[:, :short], [SIZE, SIZE], antialias=False).numpy()
+    np.testing.assert_allclose(views[5], unit(square), atol=1e-5)
+    assert len({v.tobytes() for v in views}) == 144
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A narrow random network, its digits source, and converted weights of it on disk."""
+    tfds_dir = str(tmp_path_factory.mktemp("tfds"))
+    source = data.get_source("inception_digits", tfds_dir)
+    model = models.create("inception_resnet_v1", width=0.125, num_classes=10)
+    variables = jax.tree.map(np.asarray, random_variables(model, 75))
+    path = str(tmp_path_factory.mktemp("weights") / "tiny")
+    options = {"width": 0.125, "num_classes": 10}
+    checkpoint.save_weights(path, variables, {"model": "inception_resnet_v1", "options": options})
+    return tfds_dir, source, model, variables, path
+
+
+def direct_metrics(model, variables, source, split, protocol=None):
+    """The same metrics computed example by example, eagerly, without the pipeline's batching."""
+    protocol = protocol or evaluation.Protocol()
+    ds = source.read(split, 0, 1, shuffle_seed=None)
+    logps, labels = [], []
+    for ex in ds.as_numpy_iterator():
+        views = protocol.views(tf.constant(ex["image"]), 75).numpy()
+        logp = jax.nn.log_softmax(model.apply(variables, views))
+        logps.append(jax.nn.logsumexp(logp, axis=0) - math.log(len(views)))
+        labels.append(ex["label"])
+    logps, labels = np.stack(logps), np.array(labels)
+    ranks = np.argsort(-logps, -1)
+    return {
+        "top1": float(np.mean(ranks[:, 0] == labels)),
+        "top5": float(np.mean([y in r[:5] for y, r in zip(labels, ranks, strict=True)])),
+        "loss": float(-np.mean(logps[np.arange(len(labels)), labels])),
+        "num_examples": float(len(labels)),
+    }
+
+
+@pytest.mark.parametrize(("protocol", "split", "batch"), [("central", "test[:37]", 8), ("10crop", "test[:5]", 2)])
+def test_evaluator_counts_every_example_once_and_matches_direct(tiny, protocol, split, batch):
+    _, source, model, variables, _ = tiny
+    pcfg = data.PipelineConfig(image_size=75, global_batch=batch, eval_split=split)
+    protocol = evaluation.Protocol(protocol)
+    result = evaluation.Evaluator(model, protocol, views_per_step=4).run(variables, source, pcfg)
+    expected = direct_metrics(model, variables, source, split, protocol)
+    assert result["num_examples"] == expected["num_examples"] and result["skipped_images"] == 0
+    assert result["top1"] == expected["top1"] and result["top5"] == expected["top5"]
+    assert result["top1_error"] == pytest.approx(1 - expected["top1"])
+    assert result["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+
+
+def test_exclusion_list(tmp_path):
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 2), ("val", 5)):
+        for c in ("cat", "dog"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                (root / split / c / f"{c}{i}.png").write_bytes(encode((rng.random((40, 50, 3)) * 255).astype(np.uint8)))
+    (tmp_path / "exclude.txt").write_text("# blacklist\ncat1.png\n\nval/dog/dog3.png\n")
+    assert evaluation.read_exclude_list(str(tmp_path / "exclude.txt")) == ["cat1.png", "dog3.png"]
+    (tmp_path / "numbers.txt").write_text("36\n50\n")
+    assert evaluation.read_exclude_list(str(tmp_path / "numbers.txt"))[0] == "ILSVRC2012_val_00000036.JPEG"
+
+    source = data.get_source(f"folder:{root}")
+    model = models.create("inception_v3", width=0.125, num_classes=2)
+    variables = random_variables(model, 75)
+    pcfg = data.PipelineConfig(image_size=75, global_batch=4, eval_split="val")
+    result = evaluation.Evaluator(model).run(variables, source, pcfg, exclude=["cat1.png", "dog3.png"])
+    assert (result["num_examples"], result["excluded"], result["skipped_images"]) == (8, 2, 0)
+
+
+def run_evaluate(args, devices=1):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_evaluate_script_same_counts_on_1_and_8_devices(tiny, tmp_path):
+    tfds_dir, _, _, _, path = tiny
+    results = []
+    for devices in (1, 8):
+        out = tmp_path / f"{devices}.json"
+        args = [f"--checkpoint={path}", "--dataset=inception_digits", f"--data_dir={tfds_dir}", "--split=test[:37]"]
+        proc = run_evaluate([*args, "--image_size=75", "--batch_size=8", f"--json={out}"], devices)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "top-1" in proc.stdout and "      37" in proc.stdout
+        results.append(json.loads(out.read_text())[0])
+    assert results[0]["num_examples"] == results[1]["num_examples"] == 37
+    assert results[0]["top1"] == results[1]["top1"] and results[0]["top5"] == results[1]["top5"]
+    assert results[0]["loss"] == pytest.approx(results[1]["loss"], rel=1e-5)
+
+
+def test_evaluate_script_errors(tiny, tmp_path):
+    tfds_dir, _, _, _, path = tiny
+    proc = run_evaluate([f"--checkpoint={tmp_path}"])
+    assert proc.returncode != 0 and "holds no checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_evaluate([f"--checkpoint={path}", f"--data_dir={tmp_path}"])  # ImageNet is not prepared there
+    assert proc.returncode != 0 and "ILSVRC2012_img_train.tar" in proc.stderr
+    proc = run_evaluate(
+        [f"--checkpoint={path}", "--dataset=inception_digits", f"--data_dir={tfds_dir}", "--image_size=50"]
+    )
+    assert proc.returncode != 0 and "below inception_resnet_v1's minimum 75" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    tfds_dir = str(tmp_path_factory.mktemp("tfds"))
+    path = str(tmp_path_factory.mktemp("work"))
+    result = train.train_and_evaluate(tiny_config(tfds_dir), path)  # checkpoints at 2, 4, 6
+    return tfds_dir, path, result
+
+
+def test_workdir_evaluation_takes_the_runs_settings_and_fills_in_steps(workdir):
+    _, path, trained = workdir
+    [result] = evaluation.evaluate(evaluation.EvalRequest(checkpoint=path))
+    assert (result["step"], result["split"], result["image_size"]) == (6, "test[:20]", 75)
+    assert result["num_examples"] == trained["eval_num_examples"] == 20
+    assert result["top1"] == trained["eval_top1"] and result["loss"] == pytest.approx(trained["eval_loss"], rel=1e-6)
+    record = evaluation.record_path(path, "test[:20]", evaluation.Protocol(), ema=True)
+    assert os.path.exists(f"{record}.jsonl") and any(p.startswith("events.out") for p in os.listdir(record))
+
+    filled = evaluation.evaluate(evaluation.EvalRequest(checkpoint=path, all_steps=True))
+    assert [r["step"] for r in filled] == [2, 4]  # 6 was evaluated above
+    assert evaluation.evaluate(evaluation.EvalRequest(checkpoint=path, all_steps=True)) == []
+    raw = evaluation.evaluate(evaluation.EvalRequest(checkpoint=path, step=4, ema=False))
+    assert raw[0]["step"] == 4 and raw[0]["ema"] is False
+
+    model, variables = checkpoint.load(path, step=2, ema=False)
+    assert model.width == 0.125 and set(variables) == {"params", "batch_stats"}
+
+
+def test_finetune_keeps_everything_but_the_heads(workdir, tmp_path):
+    tfds_dir, path, _ = workdir
+    config = tiny_config(tfds_dir, init_from=path, num_classes=12, learning_rate=0.0, num_train_steps=1)
+    config.checkpoint_every_steps = 1
+    train.train_and_evaluate(config, str(tmp_path))
+    _, pretrained = checkpoint.load(path)
+    _, tuned = checkpoint.load(str(tmp_path), ema=False)
+    kept, fresh = finetune.plan(tuned, pretrained)
+    assert sorted(fresh) == ["params/Logits/bias", "params/Logits/kernel"]
+    assert tuned["params"]["Logits"]["kernel"].shape[-1] == 12
+    for name in kept:
+        if name.startswith("params/"):  # lr 0: the parameters are the pretrained ones
+            keys = name.split("/")[1:]
+            a, b = tuned["params"], pretrained["params"]
+            for k in keys:
+                a, b = a[k], b[k]
+            np.testing.assert_array_equal(a, b)
+
+
+def test_init_from_another_model_is_refused(workdir, tmp_path):
+    tfds_dir, path, _ = workdir
+    with pytest.raises(train.ConfigError, match="holds inception_resnet_v1, not config.model=inception_v4"):
+        train.validate(tiny_config(tfds_dir, init_from=path, model="inception_v4", model_options={}), str(tmp_path))
+    with pytest.raises(train.ConfigError, match="outside the classifier heads do not fit"):
+        train.validate(tiny_config(tfds_dir, init_from=path, width=0.25), str(tmp_path))
