@@ -105,6 +105,8 @@ def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.In
         pipeline_config(config).check()
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if config.dataset in ("", "folder:"):
+        raise ConfigError("config.dataset is empty: give a TFDS name or --config.dataset=folder:<root>.")
     source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
     num_classes = config.num_classes if config.num_classes > 0 else source.num_classes
     found = checkpoint.read_meta(workdir)

@@ -157,5 +157,5 @@ def test_slim_convert_load_evaluate_with_background_class(slim_v3, tmp_path):
     assert checkpoint.describe(str(out)).meta["background_class"]
     # 6 outputs = background + the 5 classes of the folder dataset: labels are shifted by one.
     apply = jax.jit(model.apply)
-    result = check_evaluate_matches(out, tmp_path, lambda v: np.asarray(apply(variables, v)), 299)
+    result = check_evaluate_matches(out, tmp_path, lambda v: np.asarray(apply(variables, v)), 139)
     assert result["protocol"]["resize"] == "fraction" and result["protocol"]["interpolation"] == "bilinear"

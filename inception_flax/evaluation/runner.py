@@ -194,9 +194,10 @@ def format_table(results: list[dict[str, Any]]) -> str:
     if results:
         r = results[-1]
         p = r["protocol"]
+        resize = f"{p['resize']}, " if p["name"] == "central" else ""  # multi-crop always resizes the shorter side
         lines.append(
             f"{r['model']} on {r['dataset']} {r['split']} at {r['image_size']}px, protocol {p['name']} "
-            f"(crop {p['crop_fraction']:g}, {p['resize']}, {p['interpolation']}); "
+            f"(crop {p['crop_fraction']:g}, {resize}{p['interpolation']}); "
             f"excluded {int(r['excluded'])}, undecodable {int(r['skipped_images'])}"
         )
     return "\n".join(lines)
