@@ -27,6 +27,8 @@ from jax.sharding import PartitionSpec as P
 from inception_flax import checkpoint, data, evaluation, finetune, models, optim
 from inception_flax.evaluation import make_mesh, to_global, topk_correct
 
+METRICS_FILE = "metrics.jsonl"  # every logged scalar, one JSON object per line (a resumed step may repeat)
+
 
 class ConfigError(ValueError):
     """A user error found before anything is compiled."""
@@ -343,6 +345,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     last_log = (time.time(), start_step)
     pending: tuple[int, jax.Array] | None = None  # (step, finite flag) checked one step late
 
+    def record(step: int, scalars: dict[str, Any]) -> None:
+        """Also as JSON lines (`<workdir>/metrics.jsonl`), for tools that read curves back (the ablation)."""
+        if is_main and "://" not in workdir:  # object stores cannot append; TensorBoard has it all there
+            row = {"step": step, "epoch": step / per_epoch, **{k: float(v) for k, v in scalars.items()}}
+            os.makedirs(workdir, exist_ok=True)
+            with open(os.path.join(workdir, METRICS_FILE), "a") as f:
+                f.write(json.dumps(row) + "\n")
+
     def check(pending):
         if pending is not None and not bool(pending[1]):
             raise NonFiniteError(
@@ -369,6 +379,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 summary["images_per_second"] = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
                 summary["skipped_images"] = source.skipped
                 writer.write_scalars(step, summary)
+                record(step, summary)
                 history.append((step, float(summary["train_loss"])))
                 train_metrics, last_log = None, (now, step)
             if step % config.eval_every_steps == 0 or last_step:
@@ -376,6 +387,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 params = state.ema_params if config.eval_with_ema else state.params
                 eval_result = evaluator.run({"params": params, "batch_stats": state.batch_stats}, source, pcfg)
                 writer.write_scalars(step, {f"eval_{k}": v for k, v in eval_result.items()})
+                record(step, {f"eval_{k}": v for k, v in eval_result.items()})
             # Several processes must stop at the same step: there orbax's reached_preemption (jax's
             # preemption sync) decides; a lone process may act on its own SIGTERM flag.
             preempted = ckpt.reached_preemption(step) or (jax.process_count() == 1 and preemption.requested)

@@ -1,0 +1,19 @@
+"""The residual-vs-plain ablation: study runner, statistics, figures (`scripts/ablation.py`)."""
+
+from inception_flax.ablation.report import write_report
+from inception_flax.ablation.runner import check_workdir, run_configs, run_dir, run_study
+from inception_flax.ablation.stats import ArmSummary, mean_ci, ratio_ci, steps_to_target, summarize_arm, verdict
+
+__all__ = [
+    "ArmSummary",
+    "check_workdir",
+    "mean_ci",
+    "ratio_ci",
+    "run_configs",
+    "run_dir",
+    "run_study",
+    "steps_to_target",
+    "summarize_arm",
+    "verdict",
+    "write_report",
+]

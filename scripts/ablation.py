@@ -1,0 +1,68 @@
+r"""Run a residual-vs-plain study (arms x seeds) and build its report.
+
+    python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation
+    python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation --report_only
+
+Each run trains in `<workdir>/<arm>/seed<k>` with the normal loop. Rerunning the command skips
+finished runs and resumes an interrupted one. The report (curves.csv, summary.json, summary.md,
+PNG figures) goes to `<workdir>/report/`.
+"""
+
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
+from inception_flax import runtime
+
+runtime.use_fast_cpu_convolutions()  # before jax is imported
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+from inception_flax import ablation, data, train  # noqa: E402
+
+_CONFIG = flags.DEFINE_string("config", None, "Config file with get_config(arm) and get_study(name).")
+_STUDY = flags.DEFINE_string("study", "cpu", "Study defined in the config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "One subdirectory per run; the report in <workdir>/report.")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Rebuild the report from what is on disk; train nothing.")
+_REPORT_DIR = flags.DEFINE_string("report_dir", None, "Where the report goes (default <workdir>/report).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _load(path: str):
+    spec = importlib.util.spec_from_file_location("study_config", path)
+    if spec is None or not os.path.exists(path):
+        raise ValueError(f"No config file {path}.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the config look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.get_absl_handler().addFilter(runtime.QuietLibraries())
+    tf.config.set_visible_devices([], "GPU")
+    try:
+        module = _load(_CONFIG.value)
+        study = module.get_study(_STUDY.value)
+        runs = ablation.run_configs(module.get_config, study)
+        if _REPORT_ONLY.value:
+            ablation.check_workdir(_WORKDIR.value, runs)
+        else:
+            train.enable_compilation_cache(runs[0][2].compilation_cache_dir)
+            ablation.run_study(_WORKDIR.value, runs)
+        summary = ablation.write_report(_WORKDIR.value, runs, study, _REPORT_DIR.value)
+    except (ValueError, train.ConfigError, data.DatasetNotPreparedError) as e:
+        raise SystemExit(f"error: {e}") from None
+    out = _REPORT_DIR.value or os.path.join(_WORKDIR.value, "report")
+    with open(os.path.join(out, "summary.md")) as f:
+        print(f.read())
+    print(f"Report: {out} ({', '.join(summary['figures'])})")
+
+
+if __name__ == "__main__":
+    app.run(main)
