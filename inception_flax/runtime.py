@@ -12,7 +12,13 @@ FAST_CPU_CONV_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolu
 
 
 def use_fast_cpu_convolutions() -> None:
-    """Appends the CPU convolution flag to XLA_FLAGS (keeping the caller's flags); call before importing jax."""
+    """Appends the CPU convolution flag to XLA_FLAGS (keeping the caller's flags); call before importing jax.
+
+    `INCEPTION_FLAX_CPU_CONV_FLAG=0` leaves XLA_FLAGS alone (e.g. on a GPU host whose jax build may
+    not know the flag: XLA aborts on unknown flags).
+    """
+    if os.environ.get("INCEPTION_FLAX_CPU_CONV_FLAG", "1") == "0":
+        return
     flags = os.environ.get("XLA_FLAGS", "")
     if FAST_CPU_CONV_FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {FAST_CPU_CONV_FLAG}".strip()

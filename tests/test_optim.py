@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from inception_flax import config_base, optim, train
+from inception_flax import config_base, optim, step
 
 
 def test_rmsprop_matches_tf1_rmsprop_optimizer():
@@ -59,14 +59,14 @@ def test_l2_loss_has_slim_semantics():
         "conv": {"conv": {"kernel": jnp.full((1, 1, 2, 2), 2.0)}, "bn": {"bias": jnp.ones(2)}},
         "up": {"kernel": jnp.ones((2, 3)), "bias": jnp.full((3,), 3.0)},
     }
-    assert float(train.l2_loss(params, decay_biases=False)) == pytest.approx(0.5 * (16 + 6))
-    assert float(train.l2_loss(params, decay_biases=True)) == pytest.approx(0.5 * (16 + 6 + 27))
+    assert float(step.l2_loss(params, decay_biases=False)) == pytest.approx(0.5 * (16 + 6))
+    assert float(step.l2_loss(params, decay_biases=True)) == pytest.approx(0.5 * (16 + 6 + 27))
 
 
 def test_label_smoothing():
     logits = jnp.array([[0.0, 0.5, -1.0, 2.0]])
-    smooth = float(train.cross_entropy(logits, jnp.array([3]), 4, 0.1)[0])
-    hard = float(train.cross_entropy(logits, jnp.array([3]), 4, 0.0)[0])
+    smooth = float(step.cross_entropy(logits, jnp.array([3]), 4, 0.1)[0])
+    hard = float(step.cross_entropy(logits, jnp.array([3]), 4, 0.0)[0])
     logp = jax.nn.log_softmax(logits)[0]
     assert smooth == pytest.approx(-float(0.925 * logp[3] + 0.025 * logp[:3].sum()), rel=1e-5)
     assert hard == pytest.approx(-float(logp[3]), rel=1e-5)

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,6 +23,32 @@ def test_models_and_weights_import_only_jax_flax_numpy():
     )
     result = run("-c", code)
     assert result.returncode == 0, result.stderr
+
+
+def test_training_step_and_benchmark_import_no_tensorflow():
+    code = (
+        "import sys, inception_flax.step, inception_flax.benchmark\n"
+        "heavy = {'tensorflow', 'tensorflow_datasets', 'torch'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = run("-c", code)
+    assert result.returncode == 0, result.stderr
+
+
+def test_benchmark_counts_and_runs_a_tiny_inference():
+    from inception_flax import benchmark
+
+    setting = benchmark.Setting(model="inception_v4", batch_size=8)
+    assert benchmark.flops_per_step(setting) == 6 * 12_253_974_624 * 8  # 12.254 GMACs, as pinned for v4
+    tiny = benchmark.Setting(
+        model="inception_v3", mode="infer", image_size=75, batch_size=2, width=0.125, steps=1, warmup=1, repeats=2
+    )
+    result = benchmark.measure(tiny)
+    assert result["project"]["images_per_second"] > 0 and result["compile_s"] > 0
+    assert result["project"]["tflops"] == pytest.approx(
+        benchmark.flops_per_step(tiny) / result["project"]["seconds_per_step"] / 1e12
+    )
+    assert "project" in benchmark.format_result(result)
 
 
 def test_summary_script():

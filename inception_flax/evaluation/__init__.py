@@ -4,7 +4,7 @@ Used by the training loop (periodic evaluation) and by `scripts/evaluate.py` / `
 Imports TensorFlow (the input pipeline).
 """
 
-from inception_flax.evaluation.evaluator import Evaluator, make_mesh, to_global, topk_correct
+from inception_flax.evaluation.evaluator import Evaluator, make_mesh, to_global
 from inception_flax.evaluation.labels import class_names, dataset_class_names, imagenet_words
 from inception_flax.evaluation.protocols import NUM_VIEWS, Protocol
 from inception_flax.evaluation.runner import EvalRequest, evaluate, format_table, read_exclude_list, record_path
@@ -23,5 +23,4 @@ __all__ = [
     "read_exclude_list",
     "record_path",
     "to_global",
-    "topk_correct",
 ]

@@ -22,6 +22,7 @@ from jax.sharding import PartitionSpec as P
 
 from inception_flax import data, models
 from inception_flax.evaluation.protocols import Protocol
+from inception_flax.step import topk_correct
 
 
 def make_mesh() -> Mesh:
@@ -31,11 +32,6 @@ def make_mesh() -> Mesh:
 def to_global(batch: Mapping[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
     """This host's slice of the global batch -> global arrays sharded over the `data` axis."""
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
-
-
-def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
-    k = min(k, logits.shape[-1])
-    return jnp.any(jax.lax.top_k(logits, k)[1] == labels[:, None], axis=-1).astype(jnp.float32)
 
 
 class Evaluator:

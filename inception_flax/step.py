@@ -1,0 +1,139 @@
+"""The training step: state, loss (the paper's recipe) and one jitted-able update.
+
+Imports only jax, flax, optax, clu.metrics and ml_collections (no TensorFlow), so the step can be
+benchmarked or embedded where the input pipeline's dependencies are not installed.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from clu import metrics
+
+from inception_flax import models
+
+
+def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
+    k = min(k, logits.shape[-1])
+    return jnp.any(jax.lax.top_k(logits, k)[1] == labels[:, None], axis=-1).astype(jnp.float32)
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    ema_params: Any
+    rng: jax.Array  # raw uint32 key data, so orbax stores it as a plain array
+
+
+@flax.struct.dataclass
+class TrainMetrics(metrics.Collection):
+    loss: metrics.Average.from_output("loss")
+    l2_loss: metrics.Average.from_output("l2_loss")
+    top1: metrics.Average.from_output("top1")
+    top5: metrics.Average.from_output("top5")
+    grad_norm: metrics.Average.from_output("grad_norm")
+    learning_rate: metrics.LastValue.from_output("learning_rate")
+
+
+def model_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    return {
+        "num_classes": num_classes,
+        "width": config.width,
+        "dropout_rate": config.dropout_rate,
+        "aux_logits": config.aux_logits,
+        "bn_momentum": config.bn_momentum,
+        "dtype": jnp.bfloat16 if config.half_precision else jnp.float32,
+        **config.model_options.to_dict(),
+    }
+
+
+def l2_loss(params: Any, decay_biases: bool) -> jax.Array:
+    """slim's L2: sum of 0.5 * ||w||^2 over conv/dense kernels (and non-BatchNorm biases if asked)."""
+
+    def keep(path, leaf):
+        names = [getattr(p, "key", "") for p in path]
+        return names[-1] == "kernel" or (decay_biases and names[-1] == "bias" and "bn" not in names)
+
+    leaves = [x for path, x in jax.tree_util.tree_leaves_with_path(params) if keep(path, x)]
+    return 0.5 * sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int, smoothing: float) -> jax.Array:
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes), smoothing) if smoothing else None
+    if targets is None:
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return optax.softmax_cross_entropy(logits, targets)
+
+
+def init_state(model: models.Inception, tx: optax.GradientTransformation, config, rng: jax.Array) -> TrainState:
+    init_rng, state_rng = jax.random.split(rng)
+    x = jnp.zeros((1, config.image_size, config.image_size, 3), jnp.float32)
+    variables = model.init(init_rng, x)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables["batch_stats"],
+        opt_state=tx.init(params),
+        ema_params=params,
+        rng=jax.random.key_data(state_rng),
+    )
+
+
+def train_step(
+    state: TrainState,
+    batch: Mapping[str, jax.Array],
+    *,
+    model: models.Inception,
+    tx: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    config: ml_collections.ConfigDict,
+) -> tuple[TrainState, TrainMetrics, jax.Array]:
+    """One step; a non-finite loss or gradient leaves the state unchanged and returns finite=False."""
+    dropout_rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    num_classes = model.num_classes
+
+    def loss_fn(params):
+        out, updates = model.apply(
+            {"params": params, "batch_stats": state.batch_stats},
+            batch["image"],
+            train=True,
+            rngs={"dropout": dropout_rng},
+            mutable=["batch_stats"],
+        )
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = jnp.mean(cross_entropy(logits, batch["label"], num_classes, config.label_smoothing))
+        if aux is not None:
+            aux_loss = jnp.mean(cross_entropy(aux, batch["label"], num_classes, config.label_smoothing))
+            loss = loss + config.aux_loss_weight * aux_loss
+        l2 = l2_loss(params, config.weight_decay_biases)
+        return loss + config.weight_decay * l2, (loss, l2, logits, updates["batch_stats"])
+
+    grads, (loss, l2, logits, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    grad_norm = optax.global_norm(grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    decay = config.ema_decay
+    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+    new_state = state.replace(
+        step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, ema_params=ema
+    )
+    # Checking the update too catches a step that would turn finite parameters into Inf/NaN.
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(updates))
+    new_state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new_state, state)
+    step_metrics = TrainMetrics.single_from_model_output(
+        loss=loss,
+        l2_loss=l2,
+        top1=topk_correct(logits, batch["label"], 1),
+        top5=topk_correct(logits, batch["label"], 5),
+        grad_norm=grad_norm,
+        learning_rate=schedule(state.step),
+    )
+    return new_state, step_metrics, finite

@@ -1,0 +1,64 @@
+r"""Training-step (or inference) throughput of a network, beside timm's on the same device.
+
+    python scripts/benchmark.py --model inception_v4 --mode train --batch_size 8 --compare timm --json v4.json
+    python scripts/benchmark.py --model inception_resnet_v2 --dtype bfloat16 --batch_size 128 --compare timm   # GPU
+
+Prints img/s, ms per step, achieved TFLOP/s (from the model's MAC count) and its share of a
+matmul peak measured in the same run, init and compile time, peak memory, and the ratios to timm
+(eager NCHW and channels_last; `--timm_compile` adds torch.compile). Needs no TensorFlow.
+"""
+
+import json
+import os
+from collections.abc import Sequence
+
+from inception_flax import runtime
+
+runtime.use_fast_cpu_convolutions()  # before jax is imported
+
+from absl import app, flags  # noqa: E402
+
+from inception_flax import benchmark  # noqa: E402
+
+_MODEL = flags.DEFINE_string("model", "inception_v4", "Network name.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "infer"], "Training step or inference.")
+_SIZE = flags.DEFINE_integer("image_size", 299, "Input size.")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Global batch.")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype (parameters stay float32).")
+_WIDTH = flags.DEFINE_float("width", 1.0, "Channel multiplier (the project only; timm is always 1.0).")
+_STEPS = flags.DEFINE_integer("steps", 5, "Steps per timed block.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed blocks; the median is reported.")
+_COMPARE = flags.DEFINE_enum("compare", None, ["timm"], "Also time timm's network (torch + timm installed).")
+_TIMM_COMPILE = flags.DEFINE_bool("timm_compile", False, "With --compare timm: also torch.compile.")
+_JSON = flags.DEFINE_string("json", None, "Write the result here.")
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    setting = benchmark.Setting(
+        model=_MODEL.value,
+        mode=_MODE.value,
+        image_size=_SIZE.value,
+        batch_size=_BATCH.value,
+        dtype=_DTYPE.value,
+        width=_WIDTH.value,
+        steps=_STEPS.value,
+        repeats=_REPEATS.value,
+    )
+    compare = ()
+    if _COMPARE.value == "timm":
+        compare = ("timm_nchw", "timm_channels_last") + (("timm_compile",) if _TIMM_COMPILE.value else ())
+    try:
+        result = benchmark.measure(setting, compare)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(benchmark.format_result(result))
+    if _JSON.value:
+        os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
+        with open(_JSON.value, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    app.run(main)
