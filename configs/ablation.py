@@ -56,10 +56,13 @@ class Study:
 
 
 STUDIES = {
+    # Target 50% top-1 error: within 161 steps the residual networks get there; whether the plain
+    # ones do is what the study measures.
     "cpu": Study(
         arms=("plain", "residual", "v3", "ir_v1", "v4", "scale1.0", "scale0.3", "scale0.1"),
         seeds=(0, 1, 2),
         scale="cpu",
+        target_top1_error=0.5,
     ),
     "imagenet": Study(
         arms=("v3", "ir_v1", "v4", "ir_v2", "plain", "scale1.0"),

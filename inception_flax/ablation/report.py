@@ -31,7 +31,7 @@ def write_report(workdir: str, runs, study: Any, out: str | None = None) -> dict
     missing = []
     for arm, seed, _ in runs:
         path = runner.run_dir(workdir, arm, seed)
-        if os.path.exists(os.path.join(path, "metrics.jsonl")):
+        if os.path.exists(os.path.join(path, runner.DONE_FILE)):  # finished runs only: same length for all
             points += read_curves(path, arm, seed)
         else:
             missing.append(f"{arm}/seed{seed}")
@@ -49,11 +49,14 @@ def write_report(workdir: str, runs, study: Any, out: str | None = None) -> dict
     def arm_of(name):
         return name if name in summaries else alias.get(name)
 
+    def named(name):  # the pair's own name (ir_v2) on the runs it shares with another arm (residual)
+        return dataclasses.replace(summaries[arm_of(name)], arm=name)
+
     comparisons = [
         {
             "plain": a,
             "residual": b,
-            "verdict": verdict(summaries[arm_of(a)], summaries[arm_of(b)], study.target_top1_error),
+            "verdict": verdict(named(a), named(b), study.target_top1_error),
         }
         for a, b in study.pairs
         if arm_of(a) in summaries and arm_of(b) in summaries
@@ -108,5 +111,5 @@ def summary_markdown(summaries, comparisons, target: float, missing) -> str:
     lines.append("")
     lines += [f"- **{c['plain']} vs {c['residual']}**: {c['verdict']}" for c in comparisons]
     if missing:
-        lines += ["", f"Runs not on disk yet: {', '.join(missing)}."]
+        lines += ["", f"Runs not finished yet (left out): {', '.join(missing)}."]
     return "\n".join(lines) + "\n"

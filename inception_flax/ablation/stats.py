@@ -72,8 +72,10 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tupl
     """mean(a) - mean(b) with Welch's t interval."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     d = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return d, math.nan, math.nan
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if len(a) < 2 or len(b) < 2 or va + vb == 0:
+    if va + vb == 0:
         return d, d, d
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = scipy_stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(va + vb)
@@ -133,20 +135,33 @@ def verdict(plain: ArmSummary, residual: ArmSummary, target: float) -> str:
     """One line comparing two arms, computed from the numbers (the second arm against the first)."""
     ratio, low, high = ratio_ci(residual.run_steps, plain.run_steps)
     d, dlow, dhigh = diff_ci(residual.final_top1_runs, plain.final_top1_runs)
-    notes = [
-        f"{arm.seeds - arm.reached} of {arm.seeds} {arm.arm} runs never got there"
-        for arm in (plain, residual)
-        if arm.reached < arm.seeds
-    ]
-    # A run that never reaches the target counts at its full length: with a plain run censored the
-    # ratio is an upper bound, with a residual run censored a lower one.
-    note = f" ({'; '.join(notes)}; counted at their full length)" if notes else ""
-    speed = (
-        f"{residual.arm} reaches {target:.0%} top-1 error in {ratio:.2f}x the steps of {plain.arm} "
-        f"(95% CI {low:.2f}-{high:.2f}){note}"
-    )
-    significant = "significant" if dlow > 0 or dhigh < 0 else "not significant"
-    return (
-        f"{speed}; final top-1 error differs by {100 * d:+.1f} points (CI {100 * dlow:+.1f} to {100 * dhigh:+.1f}): "
-        f"{significant}."
-    )
+    if residual.reached == 0:
+        speed = f"{residual.arm} never reaches {target:.0%} top-1 error ({residual.seeds} runs)"
+    elif plain.reached == 0:
+        # Every plain run is counted at its full length, so the ratio is an upper bound.
+        speed = (
+            f"{residual.arm} reaches {target:.0%} top-1 error in {residual.reached}/{residual.seeds} runs (mean step "
+            f"{residual.steps[0]:.0f}); {plain.arm} never does within {max(plain.run_steps):.0f} steps "
+            f"(0/{plain.seeds}): at most {ratio:.2f}x the steps of {plain.arm} (95% CI {low:.2f}-{high:.2f})"
+        )
+    else:
+        notes = [
+            f"{x.seeds - x.reached} of {x.seeds} {x.arm} runs never got there"
+            for x in (plain, residual)
+            if x.reached < x.seeds
+        ]
+        # A run that never gets there counts at its full length (a plain one makes the ratio an upper bound).
+        note = f" ({'; '.join(notes)}; counted at their full length)" if notes else ""
+        speed = (
+            f"{residual.arm} reaches {target:.0%} top-1 error in {ratio:.2f}x the steps of {plain.arm} "
+            f"(95% CI {low:.2f}-{high:.2f}){note}"
+        )
+    if math.isnan(dlow):
+        final = f"final top-1 error differs by {100 * d:+.1f} points (one seed: no interval)"
+    else:
+        significant = "significant" if dlow > 0 or dhigh < 0 else "not significant"
+        final = (
+            f"final top-1 error differs by {100 * d:+.1f} points (CI {100 * dlow:+.1f} to {100 * dhigh:+.1f}): "
+            f"{significant}"
+        )
+    return f"{speed}; {final}."
