@@ -49,6 +49,7 @@ def main(argv: Sequence[str]) -> None:
     try:
         module = _load(_CONFIG.value)
         study = module.get_study(_STUDY.value)
+        ablation.check_target(study)
         runs = ablation.run_configs(module.get_config, study)
         if _REPORT_ONLY.value:
             ablation.check_workdir(_WORKDIR.value, runs)

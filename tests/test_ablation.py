@@ -126,6 +126,10 @@ def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
     proc = run(args)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode != 0 and "other settings" in out and "num_train_steps: 4 -> 5" in out
+    config.write_text(config.read_text().replace("target_top1_error: float = 0.85", "target_top1_error: float = 1.5"))
+    proc = run([f"--config={config}", "--study=tiny", f"--workdir={tmp_path / 'other'}"])
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode != 0 and "target_top1_error=1.5: no run can be scored against it" in out
     proc = run([f"--config={config}", "--study=huge", f"--workdir={work}"])
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode != 0 and "Unknown study 'huge'; studies: tiny" in out

@@ -23,8 +23,15 @@ def training_flops_per_step(config: ml_collections.ConfigDict) -> float:
     return 6.0 * macs * config.batch_size
 
 
+def check_target(study: Any) -> None:
+    """Refuses a target error no run can be scored against (before anything trains)."""
+    if not 0.0 < study.target_top1_error < 1.0:
+        raise ValueError(f"target_top1_error={study.target_top1_error}: no run can be scored against it; use (0, 1).")
+
+
 def write_report(workdir: str, runs, study: Any, out: str | None = None) -> dict[str, Any]:
     """Reads every run with a metrics file; writes the report to `out` (default `<workdir>/report`)."""
+    check_target(study)
     out = out or os.path.join(workdir, "report")
     os.makedirs(out, exist_ok=True)
     points: list[Point] = []
