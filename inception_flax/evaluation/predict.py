@@ -30,8 +30,8 @@ def load_image(path: str, protocol: Protocol, size: int) -> np.ndarray:
         with Image.open(io.BytesIO(raw)) as image:
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, "PNG")
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot decode {path}: {e}") from None
+    except (UnidentifiedImageError, OSError):
+        raise ValueError(f"cannot decode {path}: not an image TensorFlow or PIL can read") from None
     return protocol.views(tf.constant(buffer.getvalue()), size).numpy()[0]
 
 
