@@ -68,7 +68,8 @@ def write_report(workdir: str, runs, study: Any, out: str | None = None) -> dict
         for a, b in study.pairs
         if arm_of(a) in summaries and arm_of(b) in summaries
     ]
-    flops = {arm: training_flops_per_step(cfg) for arm, _, cfg in runs}
+    configs = {arm: cfg for arm, _, cfg in runs}  # seeds share an arm's network: trace each arm once
+    flops = {arm: training_flops_per_step(cfg) for arm, cfg in configs.items()}
     for name in alias:
         if name not in flops and arm_of(name) in flops:
             flops[name] = flops[arm_of(name)]
