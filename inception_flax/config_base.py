@@ -58,7 +58,11 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.weight_decay_biases = False
     c.ema_decay = 0.9999
     c.eval_with_ema = True
+    # Faults.
+    c.nonfinite = "halt"  # a NaN/Inf loss or gradient: "halt", or "rewind" to the last checkpoint past the batch
+    c.max_rewinds = 3  # "rewind" gives up (as "halt") after this many rewinds in one run
     # Runtime.
+    c.remat = False  # recompute each block's activations in the backward pass: less memory, ~1/3 more compute
     c.profile = True
     c.compilation_cache_dir = ""
     return c

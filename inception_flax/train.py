@@ -20,15 +20,12 @@ from clu import metric_writers, parameter_overview, periodic_actions
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from inception_flax import checkpoint, data, evaluation, finetune, models, optim
+from inception_flax import checkpoint, config_check, data, evaluation, finetune, models, optim
+from inception_flax.config_check import ConfigError
 from inception_flax.evaluation import make_mesh, to_global
 from inception_flax.step import TrainState, init_state, model_options, train_step
 
 METRICS_FILE = "metrics.jsonl"  # every logged scalar, one JSON object per line (a resumed step may repeat)
-
-
-class ConfigError(ValueError):
-    """A user error found before anything is compiled."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -56,6 +53,7 @@ def checkpoint_meta(config: ml_collections.ConfigDict, num_classes: int) -> dict
 
 def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.Inception, data.Source]:
     """Every user error that can be found before compiling: raises ConfigError / DatasetNotPreparedError."""
+    config_check.check(config)
     probe = create_model(config, max(config.num_classes, 1))
     if config.image_size < probe.min_input_size:
         raise ConfigError(
@@ -72,9 +70,15 @@ def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.In
         pipeline_config(config).check()
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if config.dataset in ("", "folder:"):
-        raise ConfigError("config.dataset is empty: give a TFDS name or --config.dataset=folder:<root>.")
-    source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
+    try:
+        source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
+    except FileNotFoundError as e:  # a folder: dataset without its train split or images
+        raise ConfigError(f"config.dataset={config.dataset}: {e}") from None
+    for field in ("train_split", "eval_split"):
+        try:
+            source.check_split(config[field])
+        except ValueError as e:
+            raise ConfigError(f"config.{field}: {e}") from None
     num_classes = config.num_classes if config.num_classes > 0 else source.num_classes
     found = checkpoint.read_meta(workdir)
     if found is not None:

@@ -170,7 +170,7 @@ def test_non_finite_loss_halts_without_checkpointing(tfds_dir, tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"model": "inception_v5"}, "Unknown model 'inception_v5'"),
+        ({"model": "inception_v5"}, "config.model='inception_v5' is not allowed: expected one of inception_resnet_v1, "),
         ({"image_size": 60}, "below the minimum of inception_resnet_v1: 75"),
         ({"aux_logits": True, "image_size": 100}, "with aux_logits: 107"),
         ({"batch_size": 6, "data_shards": 4}, "must divide into 4 data shards"),
@@ -206,11 +206,22 @@ def test_locked_config_rejects_typos(tfds_dir, tmp_path):
     assert proc.returncode != 0 and "learning_rat" in out
 
 
-def test_script_reports_user_errors_cleanly(tfds_dir, tmp_path):
-    proc = run_script([*overrides_as_flags(tfds_dir), "--config.image_size=50", f"--workdir={tmp_path}"])
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--config.image_size=50", "error: config.image_size=50 is below the minimum"),
+        ("--config.batch_size=0", "error: config.batch_size=0 is not allowed: expected an integer >= 1"),
+        ("--config.learning_rate=-1", "error: config.learning_rate=-1.0 is not allowed: expected a number > 0"),
+        ("--config.dataset=folder:{tmp}", "error: config.dataset=folder:{tmp}: Image folder split {tmp}/train does"),
+    ],
+)
+def test_script_reports_user_errors_cleanly(tfds_dir, tmp_path, flag, message):
+    workdir = tmp_path / "work"
+    proc = run_script([*overrides_as_flags(tfds_dir), flag.format(tmp=tmp_path), f"--workdir={workdir}"])
     out, _ = proc.communicate(timeout=300)
-    assert proc.returncode != 0 and "error: config.image_size=50 is below the minimum" in out
+    assert proc.returncode != 0 and message.format(tmp=tmp_path) in out, out[-2000:]
     assert "Traceback" not in out
+    assert not workdir.exists()
 
 
 def _history(proc):

@@ -50,6 +50,10 @@ class Source:
     def read(self, split: str, process_index: int, process_count: int, shuffle_seed: int | None) -> tf.data.Dataset:
         raise NotImplementedError
 
+    def check_split(self, split: str) -> None:
+        """Raises ValueError naming the splits there are when `split` is not one of them (cheap: no reading)."""
+        raise NotImplementedError
+
 
 class TfdsSource(Source):
     def __init__(self, name: str, data_dir: str | None):
@@ -73,6 +77,14 @@ class TfdsSource(Source):
     @staticmethod
     def _host_split(split: str, process_index: int, process_count: int) -> str:
         return tfds.even_splits(split, n=process_count)[process_index] if process_count > 1 else split
+
+    def check_split(self, split):
+        try:
+            self.builder.info.splits[split]
+        except (KeyError, ValueError) as e:
+            raise ValueError(
+                f"{self.name} has no split {split!r} (it has {', '.join(sorted(self.builder.info.splits))}): {e}"
+            ) from None
 
     def num_examples(self, split, process_index=0, process_count=1):
         return self.builder.info.splits[self._host_split(split, process_index, process_count)].num_examples
@@ -110,6 +122,11 @@ class FolderSource(Source):
             self._splits[split] = folder.scan(self.root, split, classes)
             self.skipped = sum(len(s.skipped) for s in self._splits.values())
         return self._splits[split]
+
+    def check_split(self, split):
+        if split not in self._splits and not os.path.isdir(os.path.join(self.root, split)):
+            there = sorted(p for p in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, p)))
+            raise ValueError(f"{self.name} has no split {split!r}: no folder {os.path.join(self.root, split)} (it has {there}).")
 
     def num_examples(self, split, process_index=0, process_count=1):
         return len(range(process_index, len(self._scan(split).files), process_count))
