@@ -33,6 +33,7 @@ class Setting:
     batch_size: int = 8
     dtype: str = "float32"  # float32 | bfloat16
     width: float = 1.0
+    remat: bool = False
     steps: int = 5
     warmup: int = 2
     repeats: int = 5
@@ -68,6 +69,7 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
     config.model, config.width, config.image_size = s.model, s.width, s.image_size
     config.batch_size = config.base_batch_size = s.batch_size
     config.half_precision = s.dtype == "bfloat16"
+    config.remat = s.remat
     model = models.create(s.model, **step.model_options(config, 1000))
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.uniform(-1, 1, (s.batch_size, s.image_size, s.image_size, 3)), jnp.float32)
@@ -181,7 +183,7 @@ def measure(s: Setting, compare: tuple[str, ...] = ()) -> dict[str, Any]:
 def format_result(r: dict[str, Any]) -> str:
     s = r["setting"]
     lines = [
-        f"{s['model']} {s['mode']} {s['image_size']}px batch {s['batch_size']} {s['dtype']} width {s['width']} "
+        f"{s['model']} {s['mode']} {s['image_size']}px batch {s['batch_size']} {s['dtype']} width {s['width']}{' remat' if s.get('remat') else ''} "
         f"on {r['device']} ({r['backend']}); matmul peak {r['matmul_peak_tflops']:.1f} TFLOP/s; "
         f"init {r['init_s']:.1f} s, compile {r['compile_s']:.1f} s",
         f"{'':22}{'img/s':>9}{'ms/step':>10}{'TFLOP/s':>9}{'of peak':>9}",

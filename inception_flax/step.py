@@ -50,6 +50,7 @@ def model_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[s
         "aux_logits": config.aux_logits,
         "bn_momentum": config.bn_momentum,
         "dtype": jnp.bfloat16 if config.half_precision else jnp.float32,
+        "remat": config.remat,
         **config.model_options.to_dict(),
     }
 

@@ -26,6 +26,7 @@ _SIZE = flags.DEFINE_integer("image_size", 299, "Input size.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Global batch.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype (parameters stay float32).")
 _WIDTH = flags.DEFINE_float("width", 1.0, "Channel multiplier (the project only; timm is always 1.0).")
+_REMAT = flags.DEFINE_bool("remat", False, "The project's config.remat: recompute each block in the backward pass.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Steps per timed block.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed blocks; the median is reported.")
 _COMPARE = flags.DEFINE_enum("compare", None, ["timm"], "Also time timm's network (torch + timm installed).")
@@ -43,6 +44,7 @@ def main(argv: Sequence[str]) -> None:
         batch_size=_BATCH.value,
         dtype=_DTYPE.value,
         width=_WIDTH.value,
+        remat=_REMAT.value,
         steps=_STEPS.value,
         repeats=_REPEATS.value,
     )

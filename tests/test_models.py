@@ -1,5 +1,6 @@
 """Exact architecture facts (counts, shapes, MACs via jax.eval_shape) and model behaviour."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -258,3 +259,42 @@ def test_pool_include_pad_only_changes_borders():
     model, variables, x = _tiny("inception_v3")
     timm_like = models.create("inception_v3", width=0.125, num_classes=7, pool_include_pad=True)
     assert not np.allclose(model.apply(variables, x), timm_like.apply(variables, x))
+
+
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (1, 7)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_conv_matches_flax_conv(kernel, bias):
+    # layers.Conv computes 1x1 layers as a product over channels (XLA CPU backward without transposes).
+    from inception_flax.models.layers import Conv
+
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 5))
+    ours, ref = Conv(7, kernel, use_bias=bias), nn.Conv(7, kernel, use_bias=bias)
+    variables = ref.init(jax.random.key(1), x)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, variables)
+    np.testing.assert_allclose(ours.apply(variables, x), ref.apply(variables, x), rtol=1e-5, atol=1e-5)
+    grad = jax.grad(lambda v, m: jnp.sum(m.apply(v, x) ** 2))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), grad(variables, ours), grad(variables, ref)
+    )
+
+
+def test_remat_keeps_parameters_and_recomputes_blocks():
+    plain, remat = (models.create("inception_resnet_v1", width=0.125, remat=r) for r in (False, True))
+    shapes = [jax.tree.map(lambda a: a.shape, models.abstract_variables(m, 75)) for m in (plain, remat)]
+    assert shapes[0] == shapes[1]
+    variables = models.abstract_variables(plain, 75)
+    x = jnp.zeros((2, 75, 75, 3))
+
+    def loss(params, stats, model):
+        rngs = {"dropout": jax.random.key(0)}
+        out, _ = model.apply(
+            {"params": params, "batch_stats": stats}, x, train=True, rngs=rngs, mutable=["batch_stats"]
+        )
+        return jnp.sum(out)
+
+    def remat_calls(model):  # traced only, never compiled
+        grad = jax.grad(loss)
+        jaxpr = jax.make_jaxpr(grad, static_argnums=2)(variables["params"], variables["batch_stats"], model)
+        return str(jaxpr).count("remat") + str(jaxpr).count("checkpoint")
+
+    assert remat_calls(plain) == 0 and remat_calls(remat) >= 23  # every block: stem, 5 + 10 + 5, 2 reductions

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from inception_flax.models import blocks
-from inception_flax.models.layers import BN_EPSILON, BN_MOMENTUM, Array, ConvBN, Dtype, ModuleDef
+from inception_flax.models.layers import BN_EPSILON, BN_MOMENTUM, Array, Conv, ConvBN, Dtype, ModuleDef
 
 # Smallest square input each network accepts: the 8x8 map of a 299 input shrinks to 1x1 at 75;
 # the aux head's 5x5/3 pool needs a 5x5 map at the 17x17 stage, i.e. an input of 107.
@@ -45,6 +45,7 @@ class Inception(nn.Module):
     bn_momentum: float = BN_MOMENTUM
     bn_epsilon: float = BN_EPSILON
     bn_scale: bool = False
+    remat: bool = False  # recompute each block in the backward pass instead of keeping its activations
 
     kernel_init = staticmethod(HE_TRUNCATED)  # class attribute, not a dataclass field
 
@@ -90,11 +91,11 @@ class Inception(nn.Module):
         )
         conv = functools.partial(
             ConvBN,
-            conv=functools.partial(nn.Conv, dtype=self.dtype, kernel_init=self.kernel_init),
+            conv=functools.partial(Conv, dtype=self.dtype, kernel_init=self.kernel_init),
             norm=norm,
             width=self.width,
         )
-        up = functools.partial(nn.Conv, use_bias=True, dtype=self.dtype, kernel_init=self.kernel_init)
+        up = functools.partial(Conv, use_bias=True, dtype=self.dtype, kernel_init=self.kernel_init)
         dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=XAVIER)
 
         x, aux_input = self._body(x, conv, up)
@@ -112,6 +113,10 @@ class Inception(nn.Module):
         """Returns (final feature map, input of the aux head)."""
         raise NotImplementedError
 
+    def _block(self, cls: type[nn.Module]) -> type[nn.Module]:
+        """`cls`, or with `remat` its rematerialised twin (same parameters, activations recomputed)."""
+        return nn.remat(cls) if self.remat else cls
+
     def _stage(self, name: str, x: Array) -> Array:
         self.sow("intermediates", name, x)
         return x
@@ -128,18 +133,18 @@ class InceptionV3(Inception):
 
     def _body(self, x, conv, up):
         pip = self.pool_include_pad
-        x = self._stage("stem", blocks.InceptionV3Stem(conv, name="Stem")(x))
+        x = self._stage("stem", self._block(blocks.InceptionV3Stem)(conv, name="Stem")(x))
         for scope, pool_features in (("Mixed_5b", 32), ("Mixed_5c", 64), ("Mixed_5d", 64)):
-            x = blocks.InceptionV3A(conv, pool_features, pool_include_pad=pip, name=scope)(x)
+            x = self._block(blocks.InceptionV3A)(conv, pool_features, pool_include_pad=pip, name=scope)(x)
         x = self._stage("stage_a", x)
-        x = self._stage("reduction_a", blocks.ReductionA(conv, 64, 96, 96, 384, name="Mixed_6a")(x))
+        x = self._stage("reduction_a", self._block(blocks.ReductionA)(conv, 64, 96, 96, 384, name="Mixed_6a")(x))
         for scope, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
-            x = blocks.InceptionV3B(conv, c7, pool_include_pad=pip, name=scope)(x)
+            x = self._block(blocks.InceptionV3B)(conv, c7, pool_include_pad=pip, name=scope)(x)
         aux_input = x = self._stage("stage_b", x)
-        x = blocks.ReductionB(conv, b0=(192, 320), b1=(192, 192, 192, 192), name="Mixed_7a")(x)
+        x = self._block(blocks.ReductionB)(conv, b0=(192, 320), b1=(192, 192, 192, 192), name="Mixed_7a")(x)
         x = self._stage("reduction_b", x)
         for scope in ("Mixed_7b", "Mixed_7c"):
-            x = blocks.InceptionV3C(conv, pool_include_pad=pip, name=scope)(x)
+            x = self._block(blocks.InceptionV3C)(conv, pool_include_pad=pip, name=scope)(x)
         return self._stage("stage_c", x), aux_input
 
 
@@ -147,17 +152,17 @@ class InceptionV4(Inception):
     """Inception-v4 (paper Fig. 9; TF-slim `inception_v4` == timm `inception_v4`)."""
 
     def _body(self, x, conv, up):
-        x = self._stage("stem", blocks.InceptionV4Stem(conv, name="Stem")(x))
+        x = self._stage("stem", self._block(blocks.InceptionV4Stem)(conv, name="Stem")(x))
         for i in "bcde":
-            x = blocks.InceptionA(conv, name=f"Mixed_5{i}")(x)
+            x = self._block(blocks.InceptionA)(conv, name=f"Mixed_5{i}")(x)
         x = self._stage("stage_a", x)
-        x = self._stage("reduction_a", blocks.ReductionA(conv, 192, 224, 256, 384, name="Mixed_6a")(x))
+        x = self._stage("reduction_a", self._block(blocks.ReductionA)(conv, 192, 224, 256, 384, name="Mixed_6a")(x))
         for i in "bcdefgh":
-            x = blocks.InceptionB(conv, name=f"Mixed_6{i}")(x)
+            x = self._block(blocks.InceptionB)(conv, name=f"Mixed_6{i}")(x)
         aux_input = x = self._stage("stage_b", x)
-        x = self._stage("reduction_b", blocks.ReductionB(conv, name="Mixed_7a")(x))
+        x = self._stage("reduction_b", self._block(blocks.ReductionB)(conv, name="Mixed_7a")(x))
         for i in "bcd":
-            x = blocks.InceptionC(conv, name=f"Mixed_7{i}")(x)
+            x = self._block(blocks.InceptionC)(conv, name=f"Mixed_7{i}")(x)
         return self._stage("stage_c", x), aux_input
 
 
@@ -186,22 +191,24 @@ class InceptionResNetV1(InceptionResNet):
 
     def _body(self, x, conv, up):
         r = self.residual
-        x = self._stage("stem", blocks.InceptionResNetV1Stem(conv, name="Stem")(x))
+        x = self._stage("stem", self._block(blocks.InceptionResNetV1Stem)(conv, name="Stem")(x))
         for i in range(1, 6):
-            x = blocks.InceptionResNetA(
+            x = self._block(blocks.InceptionResNetA)(
                 conv, up, self.scale_a, residual=r, b0=32, b1=(32, 32), b2=(32, 32, 32), name=f"Block35_{i}"
             )(x)
         x = self._stage("stage_a", x)
-        x = self._stage("reduction_a", blocks.ReductionA(conv, 192, 192, 256, 384, name="Mixed_6a")(x))
+        x = self._stage("reduction_a", self._block(blocks.ReductionA)(conv, 192, 192, 256, 384, name="Mixed_6a")(x))
         for i in range(1, 11):
-            x = blocks.InceptionResNetB(
+            x = self._block(blocks.InceptionResNetB)(
                 conv, up, self.scale_b, residual=r, b0=128, b1=(128, 128, 128), name=f"Block17_{i}"
             )(x)
         aux_input = x = self._stage("stage_b", x)
-        x = blocks.InceptionResNetReductionB(conv, b0=(256, 384), b1=(256, 256), b2=(256, 256, 256), name="Mixed_7a")(x)
+        x = self._block(blocks.InceptionResNetReductionB)(
+            conv, b0=(256, 384), b1=(256, 256), b2=(256, 256, 256), name="Mixed_7a"
+        )(x)
         x = self._stage("reduction_b", x)
         for i in range(1, 6):
-            x = blocks.InceptionResNetC(
+            x = self._block(blocks.InceptionResNetC)(
                 conv, up, self.scale_c, residual=r, b0=192, b1=(192, 192, 192), name=f"Block8_{i}"
             )(x)
         return self._stage("stage_c", x), aux_input
@@ -217,18 +224,18 @@ class InceptionResNetV2(InceptionResNet):
 
     def _body(self, x, conv, up):
         r = self.residual
-        x = blocks.InceptionV3Stem(conv, name="Stem")(x)
-        x = self._stage("stem", blocks.InceptionV3A(conv, pool_features=64, b0=96, name="Mixed_5b")(x))
+        x = self._block(blocks.InceptionV3Stem)(conv, name="Stem")(x)
+        x = self._stage("stem", self._block(blocks.InceptionV3A)(conv, pool_features=64, b0=96, name="Mixed_5b")(x))
         for i in range(1, 11):
-            x = blocks.InceptionResNetA(conv, up, self.scale_a, residual=r, name=f"Block35_{i}")(x)
+            x = self._block(blocks.InceptionResNetA)(conv, up, self.scale_a, residual=r, name=f"Block35_{i}")(x)
         x = self._stage("stage_a", x)
-        x = self._stage("reduction_a", blocks.ReductionA(conv, 256, 256, 384, 384, name="Mixed_6a")(x))
+        x = self._stage("reduction_a", self._block(blocks.ReductionA)(conv, 256, 256, 384, 384, name="Mixed_6a")(x))
         for i in range(1, 21):
-            x = blocks.InceptionResNetB(conv, up, self.scale_b, residual=r, name=f"Block17_{i}")(x)
+            x = self._block(blocks.InceptionResNetB)(conv, up, self.scale_b, residual=r, name=f"Block17_{i}")(x)
         aux_input = x = self._stage("stage_b", x)
-        x = self._stage("reduction_b", blocks.InceptionResNetReductionB(conv, name="Mixed_7a")(x))
+        x = self._stage("reduction_b", self._block(blocks.InceptionResNetReductionB)(conv, name="Mixed_7a")(x))
         for i in range(1, 10):
-            x = blocks.InceptionResNetC(conv, up, self.scale_c, residual=r, name=f"Block8_{i}")(x)
-        x = blocks.InceptionResNetC(conv, up, 1.0, activate=False, residual=r, name="Block8_10")(x)
+            x = self._block(blocks.InceptionResNetC)(conv, up, self.scale_c, residual=r, name=f"Block8_{i}")(x)
+        x = self._block(blocks.InceptionResNetC)(conv, up, 1.0, activate=False, residual=r, name="Block8_10")(x)
         x = self._stage("stage_c", x)
         return conv(1536, (1, 1), name="Conv2d_7b_1x1")(x), aux_input
