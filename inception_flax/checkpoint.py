@@ -73,15 +73,18 @@ class Checkpointer:
         self.async_save = async_save
         self.manager: ocp.CheckpointManager | None = None
 
-    def restore_latest(self, abstract_state: Any) -> tuple[Any, int] | None:
-        """The newest restorable (state, step), or None when there is none."""
+    def restore_latest(self, abstract_state: Any) -> tuple[Any, int, dict[str, Any]] | None:
+        """The newest restorable (state, step, meta), or None when there is none."""
         for step in _steps(self.directory):
             try:
                 with _manager(self.directory) as manager:
                     restored = manager.restore(
-                        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+                        step,
+                        args=ocp.args.Composite(
+                            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+                        ),
                     )
-                return restored["state"], step
+                return restored["state"], step, dict(restored["meta"] or {})
             except Exception as e:
                 logging.warning("Cannot restore checkpoint step %d (%s); falling back to an older step.", step, e)
                 self._set_aside(step)
@@ -135,7 +138,7 @@ class CheckpointInfo:
 
 
 def _workdir_info(path: str, step: int, meta: dict[str, Any]) -> CheckpointInfo:
-    options = {k: v for k, v in meta.items() if k not in ("model", "config")}
+    options = {k: v for k, v in meta.items() if k not in ("model", "config", "progress")}
     return CheckpointInfo(path, "workdir", meta["model"], options, step, meta.get("config"), meta)
 
 

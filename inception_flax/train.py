@@ -6,11 +6,12 @@ BatchNorm's batch statistics inside the jitted step are computed over the *globa
 inserts the cross-device reductions), as in synchronous replicated training.
 """
 
+import dataclasses
 import functools
 import json
 import os
-import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -20,16 +21,13 @@ from clu import metric_writers, parameter_overview, periodic_actions
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from inception_flax import checkpoint, config_check, data, evaluation, finetune, models, optim
+from inception_flax import checkpoint, config_check, data, evaluation, faults, finetune, models, optim
 from inception_flax.config_check import ConfigError
 from inception_flax.evaluation import make_mesh, to_global
+from inception_flax.faults import NonFiniteError, Progress
 from inception_flax.step import TrainState, init_state, model_options, train_step
 
 METRICS_FILE = "metrics.jsonl"  # every logged scalar, one JSON object per line (a resumed step may repeat)
-
-
-class NonFiniteError(FloatingPointError):
-    """The loss or the gradients became NaN/Inf."""
 
 
 # --------------------------------------------------------------------------------- building
@@ -134,22 +132,6 @@ def pipeline_config(config: ml_collections.ConfigDict) -> data.PipelineConfig:
     )
 
 
-class _Preemption:
-    """SIGTERM sets a flag; the loop saves and stops at the next step boundary."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum, frame):
-        del signum, frame
-        logging.warning("SIGTERM received: saving a checkpoint and stopping.")
-        self.requested = True
-
-    def restore(self):
-        signal.signal(signal.SIGTERM, self._previous)
-
-
 def _init_from(state: TrainState, path: str, sharding: NamedSharding) -> TrainState:
     """Fine-tuning: every pretrained tensor that fits; the classifier heads re-initialised if they differ."""
     _, pretrained = checkpoint.load(path)
@@ -160,8 +142,16 @@ def _init_from(state: TrainState, path: str, sharding: NamedSharding) -> TrainSt
     return state.replace(params=params, ema_params=ema, batch_stats=stats)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains `config` in `workdir`, resuming from its newest good checkpoint. Returns final metrics."""
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    batch_hook: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Trains `config` in `workdir`, resuming from its newest good checkpoint. Returns final metrics.
+
+    `batch_hook(position, batch)` sees this process's part of global batch `position` before it is
+    sharded (tests inject faults with it).
+    """
     model, source = validate(config, workdir)
     pcfg = pipeline_config(config)
     per_epoch = data.steps_per_epoch(source, pcfg)
@@ -184,16 +174,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     make_state = functools.partial(init_state, model, tx, config)
     abstract_state = jax.eval_shape(make_state, jax.random.key(config.seed))
     abstract_state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state)
-    restored = ckpt.restore_latest(abstract_state)
-    if restored is None:
+
+    def newest_state() -> tuple[TrainState, int, Progress]:
+        """The newest good checkpoint, or the initial state when there is none."""
+        restored = ckpt.restore_latest(abstract_state)
+        if restored is not None:
+            state, step, step_meta = restored
+            return state, step, Progress.from_meta(step_meta, step)
         state = jax.jit(make_state, out_shardings=replicated)(jax.random.key(config.seed))
-        start_step = 0
         if config.init_from:
             state = _init_from(state, config.init_from, replicated)
+        return state, 0, Progress(0)
+
+    state, start_step, progress = newest_state()
+    if start_step == 0:
         logging.info("Starting %s from %s in %s", config.model, config.init_from or "scratch", workdir)
     else:
-        state, start_step = restored
-        logging.info("Resumed %s from step %d in %s", config.model, start_step, workdir)
+        logging.info(
+            "Resumed %s from step %d (global batch %d) in %s", config.model, start_step, progress.position, workdir
+        )
 
     if start_step == 0 and is_main:
         writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict | list | tuple)})
@@ -216,18 +215,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     )
     evaluator = evaluation.Evaluator(model, mesh=mesh)
 
-    hooks = [
-        periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer, every_steps=config.log_every_steps)
-    ]
-    if is_main and config.profile:
-        hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=5, first_profile=start_step + 10))
-    preemption = _Preemption()
-    train_iter = data.train_iterator(source, pcfg, start_step)
+    def make_hooks(first_step: int) -> list[periodic_actions.PeriodicAction]:
+        """Progress reports (and a profile); made anew after a rewind, as they expect increasing steps."""
+        report = periodic_actions.ReportProgress(
+            num_train_steps=total_steps, writer=writer, every_steps=config.log_every_steps
+        )
+        if is_main and config.profile and first_step == start_step:
+            return [
+                report,
+                periodic_actions.Profile(logdir=workdir, num_profile_steps=5, first_profile=first_step + 10),
+            ]
+        return [report]
+
+    hooks = make_hooks(start_step)
+    preemption = faults.Preemption(install=jax.process_count() == 1)
+    train_iter = data.train_iterator(source, pcfg, progress.position)
     train_metrics = None
     eval_result: dict[str, Any] = {}
     history: list[tuple[int, float]] = []  # (step, mean train loss since the previous log)
     last_log = (time.time(), start_step)
-    pending: tuple[int, jax.Array] | None = None  # (step, finite flag) checked one step late
+    pending: tuple[int, int, jax.Array] | None = None  # (step, data position, finite flag) checked one step late
 
     def record(step: int, scalars: dict[str, Any]) -> None:
         """Also as JSON lines (`<workdir>/metrics.jsonl`), for tools that read curves back (the ablation)."""
@@ -238,49 +245,85 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 f.write(json.dumps(row) + "\n")
 
     def check(pending):
-        if pending is not None and not bool(pending[1]):
-            raise NonFiniteError(
-                f"Non-finite loss or gradients at step {pending[0]}; training halted. The state of that "
-                f"step was discarded and not checkpointed; the last checkpoint in {ckpt.directory} is intact."
-            )
+        if pending is not None and not bool(pending[2]):
+            raise faults.non_finite(pending[0], pending[1], ckpt.directory)
 
+    def rewind(error: NonFiniteError) -> tuple[TrainState, int, Progress]:
+        """Back to the newest checkpoint, past every batch from it to the one that failed (or raise)."""
+        if config.nonfinite != "rewind" or progress.rewinds >= config.max_rewinds:
+            if config.nonfinite == "rewind":
+                raise NonFiniteError(
+                    f"{error} Gave up after {progress.rewinds} rewinds (config.max_rewinds).",
+                    error.step,
+                    error.position,
+                )
+            raise error
+        ckpt.close()  # lets in-flight saves finish before reading the newest one
+        state, step, restored = newest_state()
+        new = progress.after_rewind(restored, error.position)
+        logging.warning(
+            "Non-finite loss or gradients at step %d: rewound to step %d and skipped global batches [%d, %d) "
+            "(rewind %d of at most %d).",
+            error.step,
+            step,
+            restored.position,
+            error.position,
+            new.rewinds,
+            config.max_rewinds,
+        )
+        return state, step, new
+
+    compiled = None
     try:
-        step = start_step
+        step, position = start_step, progress.position
         while step < total_steps:
-            batch = to_global(next(train_iter), batch_sharding)
-            state, step_metrics, finite = step_fn(state, batch)
-            check(pending)  # the previous step's flag: keeps one step of dispatch in flight
-            pending = (step + 1, finite)
-            step += 1
-            train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
-            for hook in hooks:
-                hook(step)
-            last_step = step == total_steps
-            if step % config.log_every_steps == 0 or last_step:
-                check(pending)
-                now = time.time()
-                summary = {f"train_{k}": v for k, v in train_metrics.compute().items()}
-                summary["images_per_second"] = (step - last_log[1]) * config.batch_size / max(now - last_log[0], 1e-9)
-                summary["skipped_images"] = source.skipped
-                writer.write_scalars(step, summary)
-                record(step, summary)
-                history.append((step, float(summary["train_loss"])))
-                train_metrics, last_log = None, (now, step)
-            if step % config.eval_every_steps == 0 or last_step:
-                check(pending)
-                params = state.ema_params if config.eval_with_ema else state.params
-                eval_result = evaluator.run({"params": params, "batch_stats": state.batch_stats}, source, pcfg)
-                writer.write_scalars(step, {f"eval_{k}": v for k, v in eval_result.items()})
-                record(step, {f"eval_{k}": v for k, v in eval_result.items()})
-            # Several processes must stop at the same step: there orbax's reached_preemption (jax's
-            # preemption sync) decides; a lone process may act on its own SIGTERM flag.
-            preempted = ckpt.reached_preemption(step) or (jax.process_count() == 1 and preemption.requested)
-            if step % config.checkpoint_every_steps == 0 or last_step or preempted:
-                check(pending)
-                ckpt.save(step, state, meta)
-            if preempted:
-                logging.warning("Stopped at step %d for preemption; rerun the same command to resume.", step)
-                break
+            try:
+                local = next(train_iter)
+                batch = to_global(batch_hook(position, local) if batch_hook else local, batch_sharding)
+                if compiled is None:  # ahead of time, so that every process has compiled before the first collective
+                    compiled = step_fn.lower(state, batch).compile()
+                    faults.sync_processes("train_step_compiled")
+                state, step_metrics, finite = compiled(state, batch)
+                check(pending)  # the previous step's flag: keeps one step of dispatch in flight
+                step, position = step + 1, position + 1
+                pending = (step, position, finite)
+                train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
+                for hook in hooks:
+                    hook(step)
+                last_step = step == total_steps
+                if step % config.log_every_steps == 0 or last_step:
+                    check(pending)
+                    now = time.time()
+                    summary = {f"train_{k}": v for k, v in train_metrics.compute().items()}
+                    seconds = max(now - last_log[0], 1e-9)
+                    summary["images_per_second"] = (step - last_log[1]) * config.batch_size / seconds
+                    summary["skipped_images"] = source.skipped
+                    writer.write_scalars(step, summary)
+                    record(step, summary)
+                    history.append((step, float(summary["train_loss"])))
+                    train_metrics, last_log = None, (now, step)
+                if step % config.eval_every_steps == 0 or last_step:
+                    check(pending)
+                    params = state.ema_params if config.eval_with_ema else state.params
+                    eval_result = evaluator.run({"params": params, "batch_stats": state.batch_stats}, source, pcfg)
+                    writer.write_scalars(step, {f"eval_{k}": v for k, v in eval_result.items()})
+                    record(step, {f"eval_{k}": v for k, v in eval_result.items()})
+                # Several processes must stop at the same step: there orbax's reached_preemption (jax's
+                # preemption sync) decides; a lone process may act on its own SIGTERM flag.
+                preempted = ckpt.reached_preemption(step) or (jax.process_count() == 1 and preemption.requested)
+                if step % config.checkpoint_every_steps == 0 or last_step or preempted:
+                    check(pending)
+                    progress = dataclasses.replace(progress, position=position)
+                    ckpt.save(step, state, {**meta, **progress.to_meta()})
+                if preempted:
+                    logging.warning("Stopped at step %d for preemption; rerun the same command to resume.", step)
+                    break
+            except NonFiniteError as error:
+                # Every process sees the same (replicated) flag, so all of them rewind together.
+                state, step, progress = rewind(error)
+                position, pending, train_metrics = progress.position, None, None
+                hooks, last_log = make_hooks(step), (time.time(), step)
+                train_iter = data.train_iterator(source, pcfg, position)
         writer.flush()
     finally:
         ckpt.close()
@@ -289,6 +332,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return {
         "step": int(state.step),
         "train_loss_history": history,
+        "rewinds": progress.rewinds,
+        "skipped_batches": [list(r) for r in progress.skipped],
         **{f"eval_{k}": float(v) for k, v in eval_result.items()},
     }
 

@@ -20,3 +20,16 @@ try:
     import torchvision  # noqa: F401
 except ImportError:
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    """The embedded digits, prepared once per test process."""
+    from inception_flax import data
+
+    path = str(tmp_path_factory.mktemp("tfds"))
+    data.get_source("inception_digits", path)
+    return path

@@ -126,7 +126,9 @@ class FolderSource(Source):
     def check_split(self, split):
         if split not in self._splits and not os.path.isdir(os.path.join(self.root, split)):
             there = sorted(p for p in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, p)))
-            raise ValueError(f"{self.name} has no split {split!r}: no folder {os.path.join(self.root, split)} (it has {there}).")
+            raise ValueError(
+                f"{self.name} has no split {split!r}: no folder {os.path.join(self.root, split)} (it has {there})."
+            )
 
     def num_examples(self, split, process_index=0, process_count=1):
         return len(range(process_index, len(self._scan(split).files), process_count))

@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from inception_flax import data, models
+from inception_flax import data, faults, models
 from inception_flax.evaluation.protocols import Protocol
 from inception_flax.step import topk_correct
 
@@ -65,6 +65,7 @@ class Evaluator:
             donate_argnums=2,
         )
         self._summarize = jax.jit(self._summarize_impl, out_shardings=self.replicated)
+        self._synced = False
 
     @functools.lru_cache  # noqa: B019 (one entry per batch size; the evaluator lives as long as its job)
     def _empty_fn(self, batch: int):
@@ -100,6 +101,9 @@ class Evaluator:
         step = self.views_per_step
         for v in range(0, images.shape[1], step):
             acc = self._add_views(variables, to_global({"x": images[:, v : v + step]}, self.sharded)["x"], acc)
+        if not self._synced:  # every process has compiled the network before the first collective
+            faults.sync_processes("eval_compiled")
+            self._synced = True
         rest = to_global({k: batch[k] for k in ("label", "mask", "excluded")}, self.sharded)
         sums = self._summarize(acc, rest["label"], rest["mask"], rest["excluded"])
         return {k: float(v) for k, v in jax.device_get(sums).items()}
