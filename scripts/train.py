@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from inception_flax import data, train  # noqa: E402
+from inception_flax import config_check, data, train  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and TensorBoard logs; resumed when it exists.")
@@ -29,6 +29,18 @@ _DISTRIBUTED = flags.DEFINE_bool("jax_distributed", False, "Call jax.distributed
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-host, not TPU).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-host, not TPU).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-host, not TPU).")
+_INIT_TIMEOUT = flags.DEFINE_integer(
+    "initialization_timeout", 300, "Seconds to wait for every process to join (multi-host), then exit non-zero."
+)
+_HEARTBEAT = flags.DEFINE_integer(
+    "heartbeat_timeout",
+    100,
+    "Seconds without a heartbeat after which jax's coordination service declares a process dead and "
+    "stops the others (multi-host): bounds how long survivors of a crashed worker wait.",
+)
+_SHUTDOWN = flags.DEFINE_integer(
+    "shutdown_timeout", 300, "Seconds a finishing process waits for the others at the final barrier (multi-host)."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -37,11 +49,20 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.get_absl_handler().addFilter(runtime.QuietLibraries())
     tf.config.set_visible_devices([], "GPU")  # tf.data only; keep TensorFlow off the accelerators
+    config = _CONFIG.value
+    try:  # before joining the other processes: a bad value fails at once, on its own
+        config_check.check(config)
+    except config_check.ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     if _DISTRIBUTED.value:
         jax.distributed.initialize(
-            coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value
+            coordinator_address=_COORDINATOR.value,
+            num_processes=_NUM_PROCESSES.value,
+            process_id=_PROCESS_ID.value,
+            initialization_timeout=_INIT_TIMEOUT.value,
+            heartbeat_timeout_seconds=_HEARTBEAT.value,
+            shutdown_timeout_seconds=_SHUTDOWN.value,
         )
-    config = _CONFIG.value
     train.enable_compilation_cache(config.compilation_cache_dir)
     logging.info(
         "JAX process %d/%d, %d local devices", jax.process_index(), jax.process_count(), jax.local_device_count()

@@ -1,0 +1,102 @@
+"""Faults of two jax.distributed processes on 127.0.0.1: preemption of all or one, a dead worker.
+
+One uninterrupted two-process run is the reference; each fault is injected into another run of the
+same command, which is then restarted and must end on the reference's exact state. Each launch
+compiles the tiny network afresh (about 2 min on 2 cores), so these run apart from the default
+suite: `python -m pytest -m faults tests`. (Agreement of two processes with one is in test_train.)
+"""
+
+import re
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from tests.procs import Processes
+from tests.test_train import overrides_as_flags, restore_state, run_script
+
+pytestmark = pytest.mark.faults
+
+STEPS = 12
+HEARTBEAT = 10  # s; --heartbeat_timeout
+SHUTDOWN = 20  # s; --shutdown_timeout: how long a failing process waits for the others before it exits
+
+
+def _flags(tfds_dir, workdir):
+    overrides = dict(num_train_steps=STEPS, eval_every_steps=STEPS, checkpoint_every_steps=4, data_shards=2)
+    return [*overrides_as_flags(tfds_dir, **overrides), f"--workdir={workdir}"]
+
+
+def _run(tfds_dir, workdir, logdir, fault=None, timeout=900):
+    """Runs the two-process job to its end (or applies `fault(job)` first); returns [(code, output)]."""
+    with Processes(
+        2,
+        _flags(tfds_dir, workdir),
+        logdir,
+        distributed_flags=[f"--heartbeat_timeout={HEARTBEAT}", f"--shutdown_timeout={SHUTDOWN}"],
+    ) as job:
+        extra = fault(job) if fault else None
+        codes = job.wait(timeout)
+        return [(code, job.output(i), ended) for i, (code, ended) in enumerate(codes)], extra
+
+
+@pytest.fixture(scope="module")
+def reference(tfds_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference")
+    results, _ = _run(tfds_dir, workdir, workdir / "logs")
+    for code, out, _ in results:
+        assert code == 0, out.split("Extension modules:")[0][-3000:]
+    return workdir
+
+
+def _after_first_checkpoint(workdir):
+    return (workdir / "checkpoints" / "4").exists
+
+
+@pytest.mark.parametrize("who", ["all", "one"])
+def test_sigterm_stops_at_one_agreed_step_and_resumes_bitwise(tfds_dir, tmp_path, reference, who):
+    workdir = tmp_path / "work"
+
+    def sigterm(job):
+        job.wait_for(_after_first_checkpoint(workdir))
+        for i in range(2) if who == "all" else (1,):
+            job.signal(i, signal.SIGTERM)
+
+    results, _ = _run(tfds_dir, workdir, tmp_path / "logs", sigterm)
+    stops = set()
+    for code, out, _ in results:
+        assert code == 0, out.split("Extension modules:")[0][-3000:]
+        stops |= {int(s) for s in re.findall(r"Stopped at step (\d+) for preemption", out)}
+    assert len(stops) == 1 and 4 <= next(iter(stops)) < STEPS, stops  # both stopped, at the same step
+    assert (workdir / "checkpoints" / str(next(iter(stops)))).exists()
+    results, _ = _run(tfds_dir, workdir, tmp_path / "logs2")
+    for code, out, _ in results:
+        assert code == 0 and "Resumed inception_resnet_v1 from step" in out, out[-3000:]
+    jax.tree.map(np.testing.assert_array_equal, restore_state(reference, STEPS), restore_state(workdir, STEPS))
+
+
+def test_sigkill_of_one_process_stops_the_other_then_one_process_resumes(tfds_dir, tmp_path, reference):
+    workdir = tmp_path / "work"
+
+    def sigkill(job):
+        job.wait_for(_after_first_checkpoint(workdir))
+        return job.signal(1, signal.SIGKILL)
+
+    bound = 3 * (HEARTBEAT + SHUTDOWN)
+    results, killed_at = _run(tfds_dir, workdir, tmp_path / "logs", sigkill, timeout=bound)
+    code, out, ended = results[0]
+    assert code is not None, f"the surviving process still runs {bound} s after its peer died"
+    assert code != 0, out[-3000:]
+    seconds = ended - killed_at
+    # No step after the kill was saved as if it were good: every saved step restores.
+    saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved and saved[-1] < STEPS
+    # Restart on a changed topology: one process with two devices, the same two data shards.
+    single = run_script(_flags(tfds_dir, workdir), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    out, _ = single.communicate(timeout=900)
+    assert single.returncode == 0 and "Resumed inception_resnet_v1 from step" in out, out[-3000:]
+    a, b = restore_state(reference, STEPS), restore_state(workdir, STEPS)
+    # Same data, same arithmetic up to the order of the cross-device sums (gloo vs. in-process).
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6), a, b)
+    print(f"survivor exited with {code} {seconds:.1f} s after the kill")
