@@ -105,7 +105,7 @@ RULES: dict[str, Rule] = {
     "seed": _int(0, 2**31 - 1),
     # Optimisation.
     "optimizer": _choice("rmsprop", "sgd"),
-    "learning_rate": _real(0, lo_open=True),
+    "learning_rate": _real(0),  # 0 freezes the weights (e.g. to recalibrate BatchNorm statistics)
     "lr_decay_rate": _real(0, 1, lo_open=True),
     "lr_decay_epochs": _real(0, lo_open=True),
     "warmup_epochs": _real(0),

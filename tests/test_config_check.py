@@ -40,7 +40,7 @@ BAD = {
     "keep_checkpoints": [0],
     "seed": [-1, 2**40],
     "optimizer": ["adam", "RMSProp"],
-    "learning_rate": [-1.0, 0.0, math.nan],
+    "learning_rate": [-1.0, -1e-9, math.nan],
     "lr_decay_rate": [0.0, 1.5],
     "lr_decay_epochs": [0.0],
     "warmup_epochs": [-1.0],

@@ -76,11 +76,24 @@ def test_sigterm_stops_at_one_agreed_step_and_resumes_bitwise(tfds_dir, tmp_path
     jax.tree.map(np.testing.assert_array_equal, restore_state(reference, STEPS), restore_state(workdir, STEPS))
 
 
-def test_sigkill_of_one_process_stops_the_other_then_one_process_resumes(tfds_dir, tmp_path, reference):
+def _writing_a_checkpoint(workdir):
+    """True while orbax writes a step (into a temporary directory it renames when complete)."""
+    ckdir = workdir / "checkpoints"
+    return lambda: ckdir.is_dir() and any("tmp" in p.name for p in ckdir.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("moment", "restart"),
+    [("after_first_checkpoint", "one_process_two_devices"), ("during_checkpoint_write", "two_processes")],
+)
+def test_sigkill_of_one_process_stops_the_other_and_a_restart_resumes(tfds_dir, tmp_path, reference, moment, restart):
     workdir = tmp_path / "work"
 
     def sigkill(job):
-        job.wait_for(_after_first_checkpoint(workdir))
+        ready = (
+            _after_first_checkpoint(workdir) if moment == "after_first_checkpoint" else _writing_a_checkpoint(workdir)
+        )
+        job.wait_for(ready)
         return job.signal(1, signal.SIGKILL)
 
     bound = 3 * (HEARTBEAT + SHUTDOWN)
@@ -89,14 +102,18 @@ def test_sigkill_of_one_process_stops_the_other_then_one_process_resumes(tfds_di
     assert code is not None, f"the surviving process still runs {bound} s after its peer died"
     assert code != 0, out[-3000:]
     seconds = ended - killed_at
-    # No step after the kill was saved as if it were good: every saved step restores.
     saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
-    assert saved and saved[-1] < STEPS
-    # Restart on a changed topology: one process with two devices, the same two data shards.
-    single = run_script(_flags(tfds_dir, workdir), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
-    out, _ = single.communicate(timeout=900)
-    assert single.returncode == 0 and "Resumed inception_resnet_v1 from step" in out, out[-3000:]
-    a, b = restore_state(reference, STEPS), restore_state(workdir, STEPS)
-    # Same data, same arithmetic up to the order of the cross-device sums (gloo vs. in-process).
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6), a, b)
-    print(f"survivor exited with {code} {seconds:.1f} s after the kill")
+    assert not saved or saved[-1] < STEPS
+    if restart == "two_processes":  # the same command again: bitwise the reference
+        results, _ = _run(tfds_dir, workdir, tmp_path / "logs2")
+        for code2, out2, _ in results:
+            assert code2 == 0, out2.split("Extension modules:")[0][-3000:]
+        jax.tree.map(np.testing.assert_array_equal, restore_state(reference, STEPS), restore_state(workdir, STEPS))
+    else:  # a changed topology: one process with two devices, the same two data shards
+        single = run_script(_flags(tfds_dir, workdir), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        out2, _ = single.communicate(timeout=900)
+        assert single.returncode == 0 and "Resumed inception_resnet_v1 from step" in out2, out2[-3000:]
+        a, b = restore_state(reference, STEPS), restore_state(workdir, STEPS)
+        # Same data, same arithmetic up to the order of the cross-device sums (gloo vs. in-process).
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6), a, b)
+    print(f"{moment}: saved steps {saved}; survivor exited with {code} {seconds:.1f} s after the kill")

@@ -31,18 +31,25 @@ class Conv(nn.Conv):
     Inception-ResNet blocks it re-adds every earlier residual sum, once per consumer (quadratic in
     depth; 80% of the IR-v2 training step on 2 cores). A `dot_general` reads its operands as they
     are, so the 1x1 layers (most of those that read a block's output) need no such copy.
+    Grouped or dilated convolutions and explicit paddings are not supported (the networks use none).
     """
 
     @nn.compact
     def __call__(self, inputs: Array) -> Array:
-        one = tuple(self.kernel_size) == (1, 1) and self.strides in (None, 1, (1, 1))
-        if not one or self.feature_group_count != 1 or self.kernel_dilation not in (None, 1, (1, 1)):
-            return super().__call__(inputs)
-        shape = (1, 1, inputs.shape[-1], self.features)
+        strides = tuple(self.strides) if isinstance(self.strides, tuple | list) else (self.strides or 1,) * 2
+        plain = self.feature_group_count == 1 and self.kernel_dilation in (None, 1, (1, 1))
+        if not plain or self.input_dilation not in (None, 1, (1, 1)) or not isinstance(self.padding, str):
+            raise ValueError(f"{type(self).__name__} supports plain convolutions with SAME/VALID padding only.")
+        shape = (*self.kernel_size, inputs.shape[-1], self.features)
         kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
         bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         x, kernel, bias = nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
-        y = jax.lax.dot_general(x, kernel[0, 0], (((x.ndim - 1,), (0,)), ((), ())), precision=self.precision)
+        if tuple(self.kernel_size) == (1, 1) and strides == (1, 1):
+            y = jax.lax.dot_general(x, kernel[0, 0], (((x.ndim - 1,), (0,)), ((), ())), precision=self.precision)
+        else:
+            y = jax.lax.conv_general_dilated(
+                x, kernel, strides, self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=self.precision
+            )
         return y if bias is None else y + bias
 
 
