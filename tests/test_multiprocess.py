@@ -1,9 +1,9 @@
-"""Faults of two jax.distributed processes on 127.0.0.1: preemption of all or one, a dead worker.
+"""Two jax.distributed processes on 127.0.0.1: agreement with one, preemption of all or one, a dead worker.
 
 One uninterrupted two-process run is the reference; each fault is injected into another run of the
 same command, which is then restarted and must end on the reference's exact state. Each launch
 compiles the tiny network afresh (about 2 min on 2 cores), so these run apart from the default
-suite: `python -m pytest -m faults tests`. (Agreement of two processes with one is in test_train.)
+suite: `python -m pytest -m faults tests`.
 """
 
 import re
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.procs import Processes
-from tests.test_train import overrides_as_flags, restore_state, run_script
+from tests.test_train import _history, finished, overrides_as_flags, restore_state, run_script
 
 pytestmark = pytest.mark.faults
 
@@ -48,6 +48,15 @@ def reference(tfds_dir, tmp_path_factory):
     for code, out, _ in results:
         assert code == 0, out.split("Extension modules:")[0][-3000:]
     return workdir
+
+
+def test_two_processes_match_one(tfds_dir, tmp_path, reference):
+    single = run_script(_flags(tfds_dir, tmp_path / "one"), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    h_one = _history(single)
+    for i in range(2):
+        out = (reference / "logs" / f"process{i}.log").read_text()
+        h_two = np.array([loss for _, loss in finished(out)["train_loss_history"]])
+        np.testing.assert_allclose(h_two, h_one, rtol=1e-4)
 
 
 def _after_first_checkpoint(workdir):
