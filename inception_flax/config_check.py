@@ -44,6 +44,12 @@ def _real(lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool 
     return ok, f"a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
 
 
+def _auto_or_positive(source: str) -> Rule:
+    """-1 means "derived from `source`"; otherwise a positive integer."""
+    ok, _ = _int(-1)
+    return (lambda x: ok(x) and x != 0), f"-1 (from {source}) or an integer >= 1"
+
+
 def _choice(*options: str) -> Rule:
     return (lambda x: x in options), "one of " + ", ".join(repr(o) for o in options)
 
@@ -74,7 +80,7 @@ def _dict(x: Any) -> bool:
 RULES: dict[str, Rule] = {
     # Model.
     "model": ((lambda x: x in registry.names()), "one of " + ", ".join(registry.names())),
-    "num_classes": ((lambda x: isinstance(x, int) and (x == -1 or x >= 1)), "-1 (from the dataset) or >= 1"),
+    "num_classes": _auto_or_positive("the dataset"),
     "width": _real(0, lo_open=True),
     "dropout_rate": _real(0, 1, hi_open=True),
     "aux_logits": _bool(),
@@ -97,7 +103,7 @@ RULES: dict[str, Rule] = {
     "batch_size": _int(1),
     "base_batch_size": _int(1),
     "num_epochs": _real(0, lo_open=True),
-    "num_train_steps": ((lambda x: isinstance(x, int) and (x == -1 or x >= 1)), "-1 (from num_epochs) or >= 1"),
+    "num_train_steps": _auto_or_positive("num_epochs"),
     "log_every_steps": _int(1),
     "eval_every_steps": _int(1),
     "checkpoint_every_steps": _int(1),
