@@ -77,7 +77,7 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
     times: dict[str, float] = {}
     start = time.perf_counter()
     if s.mode == "infer":
-        variables = jax.block_until_ready(jax.jit(model.init)(jax.random.key(0), images[:1]))
+        variables = jax.block_until_ready(jax.device_put(models.init_variables(model, jax.random.key(0), s.image_size)))
         times["init_s"] = time.perf_counter() - start
         start = time.perf_counter()
         fn = jax.jit(functools.partial(model.apply, train=False)).lower(variables, images).compile()
@@ -85,7 +85,7 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
         return lambda: jax.block_until_ready(fn(variables, images)), times
     schedule = optim.learning_rate_schedule(config, 1000)
     tx = optim.create_optimizer(config, schedule)
-    state = jax.block_until_ready(jax.jit(functools.partial(step.init_state, model, tx, config))(jax.random.key(0)))
+    state = jax.block_until_ready(step.init_state(model, tx, config, jax.random.key(0)))
     times["init_s"] = time.perf_counter() - start
     start = time.perf_counter()
     train = functools.partial(step.train_step, model=model, tx=tx, schedule=schedule, config=config)

@@ -25,7 +25,7 @@ from inception_flax import checkpoint, config_check, data, evaluation, faults, f
 from inception_flax.config_check import ConfigError
 from inception_flax.evaluation import make_mesh, to_global
 from inception_flax.faults import NonFiniteError, Progress
-from inception_flax.step import TrainState, init_state, model_options, train_step
+from inception_flax.step import TrainState, abstract_state, init_state, model_options, train_step
 
 METRICS_FILE = "metrics.jsonl"  # every logged scalar, one JSON object per line (a resumed step may repeat)
 
@@ -171,17 +171,17 @@ def train_and_evaluate(
     # The config travels with every step, so evaluate.py needs no flags for this workdir.
     meta = {**checkpoint_meta(config, model.num_classes), "config": json.loads(config.to_json_best_effort())}
 
-    make_state = functools.partial(init_state, model, tx, config)
-    abstract_state = jax.eval_shape(make_state, jax.random.key(config.seed))
-    abstract_state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state)
+    abstract = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state(model, tx, config)
+    )
 
     def newest_state() -> tuple[TrainState, int, Progress]:
         """The newest good checkpoint, or the initial state when there is none."""
-        restored = ckpt.restore_latest(abstract_state)
+        restored = ckpt.restore_latest(abstract)
         if restored is not None:
             state, step, step_meta = restored
             return state, step, Progress.from_meta(step_meta, step)
-        state = jax.jit(make_state, out_shardings=replicated)(jax.random.key(config.seed))
+        state = init_state(model, tx, config, jax.random.key(config.seed), replicated)
         if config.init_from:
             state = _init_from(state, config.init_from, replicated)
         return state, 0, Progress(0)

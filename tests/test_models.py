@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from inception_flax import models
+from inception_flax.models.networks import HE_TRUNCATED, XAVIER
 from tests.helpers import random_variables
 
 # params collection (BatchNorm beta, no gamma), from shared/reference/inception_architectures.md.
@@ -177,16 +178,70 @@ def _tiny(name, **options):
     return model, random_variables(model, 75), x
 
 
-def test_init_builds_params_and_batch_stats():
-    model = models.create("inception_v4", width=0.125, num_classes=7)
-    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 75, 75, 3)))
-    assert set(variables) == {"params", "batch_stats"}
-    assert models.count_params(variables["params"]) == models.count_params(
-        models.abstract_variables(model, 75)["params"]
-    )
-    bn = variables["batch_stats"]["Mixed_5b"]["b0_0"]["bn"]
-    np.testing.assert_array_equal(bn["mean"], 0.0)
-    np.testing.assert_array_equal(bn["var"], 1.0)
+@pytest.mark.parametrize("init", [HE_TRUNCATED, XAVIER], ids=["he_truncated", "xavier"])
+@pytest.mark.parametrize("shape", [(3, 3, 8, 16), (1, 7, 5, 4), (64, 10)])
+def test_variance_scaling_is_jaxs_initializer_and_scales_unit_noise(init, shape):
+    key = jax.random.key(3)
+    reference = nn.initializers.variance_scaling(init.scale, init.mode, init.distribution)(key, shape)
+    np.testing.assert_array_equal(init(key, shape), reference)
+    if init.distribution == "truncated_normal":
+        noise = jax.random.truncated_normal(key, -2.0, 2.0, shape)
+    else:
+        noise = jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+    np.testing.assert_allclose(init.multiplier(shape) * noise, reference, rtol=1e-6)
+
+
+def _initializers_in_use(model, image_size):
+    """{module path: module} for every Conv, Dense and BatchNorm `model.init` calls, and the abstract variables."""
+    modules = {}
+
+    def record(next_fun, args, kwargs, context):
+        if context.method_name == "__call__" and isinstance(context.module, nn.Conv | nn.Dense | nn.BatchNorm):
+            modules[tuple(context.module.path)] = context.module
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        abstract = models.abstract_variables(model, image_size)
+    return modules, abstract
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_init_variables_draws_what_each_module_would(name):
+    model = models.create(name, width=0.25, num_classes=7, aux_logits=True, bn_scale=True)
+    modules, abstract = _initializers_in_use(model, 107)
+    variables = models.init_variables(model, jax.random.key(0), 107)
+    assert jax.tree.structure(variables) == jax.tree.structure(abstract)
+    probe = jax.random.key(9)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(variables):
+        collection, *where, var = (p.key for p in path)
+        assert leaf.dtype == np.float32
+        module = modules[tuple(where)]
+        rule = models.initializer(model, collection, (*where, var), leaf.ndim)
+        if collection == "batch_stats":  # flax's BatchNorm starts at mean 0, variance 1
+            assert rule == (1.0 if var == "var" else 0.0)
+        elif var == "kernel":
+            assert rule == module.kernel_init, f"{path}: {rule} is not the module's {module.kernel_init}"
+        else:
+            own = module.bias_init if var == "bias" else module.scale_init
+            np.testing.assert_array_equal(own(probe, (3,), jnp.float32), rule)
+        if isinstance(rule, float):
+            np.testing.assert_array_equal(leaf, rule)
+            continue
+        unit = leaf / rule.multiplier(leaf.shape)
+        bound, std = (2.0, 0.8796) if rule.distribution == "truncated_normal" else (1.0, 1 / np.sqrt(3))
+        assert np.abs(unit).max() <= bound + 1e-5
+        if leaf.size >= 2000:
+            assert abs(unit.std() / std - 1) < 0.1, (path, unit.std())
+
+
+def test_init_variables_depend_on_the_key_only():
+    model = models.create("inception_resnet_v2", width=0.125, num_classes=5)
+    a, b = (models.init_variables(model, jax.random.key(k), 75) for k in (0, 0))
+    c = models.init_variables(model, jax.random.key(1), 75)
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+    kernels_differ = jax.tree.map(lambda x, y: bool(np.any(x != y)), a["params"], c["params"])
+    flat = jax.tree_util.tree_leaves_with_path(kernels_differ)
+    assert all(differ == (path[-1].key == "kernel") for path, differ in flat)
 
 
 @pytest.mark.parametrize("name", models.names())

@@ -3,6 +3,7 @@
     from inception_flax import models
     model = models.create("inception_v4", num_classes=1000)
     variables = model.init(jax.random.key(0), jnp.zeros((1, 299, 299, 3)))
+    variables = models.init_variables(model, jax.random.key(0))  # the same in seconds, on CPU too
     logits = model.apply(variables, images)  # images: NHWC in [-1, 1]
 
 Imports only jax, flax and numpy.
@@ -26,6 +27,7 @@ from inception_flax.models.blocks import (
     ReductionA,
     ReductionB,
 )
+from inception_flax.models.init import init_variables, initializer
 from inception_flax.models.inspect import LayerInfo, abstract_variables, count_params, feature_shapes, trace_layers
 from inception_flax.models.layers import ConvBN
 from inception_flax.models.networks import (
@@ -72,6 +74,8 @@ __all__ = [
     "count_params",
     "create",
     "feature_shapes",
+    "init_variables",
+    "initializer",
     "names",
     "options",
     "register",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -16,6 +18,36 @@ Dtype = Any
 # TF-slim's batch_norm defaults for all four networks (slim `batch_norm_decay`/`epsilon`).
 BN_MOMENTUM = 0.9997
 BN_EPSILON = 1e-3
+
+
+# Standard deviation of a unit normal truncated to [-2, 2] (the constant jax's initializers use).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+@dataclasses.dataclass(frozen=True)
+class VarianceScaling:
+    """`nn.initializers.variance_scaling` that can also say how it scales unit noise.
+
+    A kernel it draws is `multiplier(shape) * noise`, the noise truncated-normal on [-2, 2] or
+    uniform on [-1, 1]; `models.init_variables` draws the noise of every kernel in one go.
+    """
+
+    scale: float
+    mode: str  # fan_in | fan_out | fan_avg
+    distribution: str  # truncated_normal | uniform
+
+    def __call__(self, key: Array, shape: Sequence[int], dtype: Dtype = jnp.float32) -> Array:
+        return nn.initializers.variance_scaling(self.scale, self.mode, self.distribution)(key, shape, dtype)
+
+    def multiplier(self, shape: Sequence[int]) -> float:
+        receptive = math.prod(shape[:-2])  # jax's fans: inputs on axis -2, outputs on axis -1
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        variance = self.scale / {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        if self.distribution == "truncated_normal":
+            return math.sqrt(variance) / TRUNCATED_NORMAL_STD
+        if self.distribution == "uniform":
+            return math.sqrt(3 * variance)
+        raise ValueError(f"Unsupported distribution {self.distribution!r}.")
 
 
 def scaled(features: int, width: float) -> int:

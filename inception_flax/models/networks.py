@@ -18,7 +18,16 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from inception_flax.models import blocks
-from inception_flax.models.layers import BN_EPSILON, BN_MOMENTUM, Array, Conv, ConvBN, Dtype, ModuleDef
+from inception_flax.models.layers import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    Array,
+    Conv,
+    ConvBN,
+    Dtype,
+    ModuleDef,
+    VarianceScaling,
+)
 
 # Smallest square input each network accepts: the 8x8 map of a 299 input shrinks to 1x1 at 75;
 # the aux head's 5x5/3 pool needs a 5x5 map at the 17x17 stage, i.e. an input of 107.
@@ -29,9 +38,9 @@ MIN_INPUT_SIZE_AUX = 107
 STAGES = ("stem", "stage_a", "reduction_a", "stage_b", "reduction_b", "stage_c", "features")
 
 # slim's inception_arg_scope (v3, v4): variance scaling, factor 2, fan-in, truncated normal.
-HE_TRUNCATED = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+HE_TRUNCATED = VarianceScaling(2.0, "fan_in", "truncated_normal")
 # slim's defaults elsewhere (IR-v2 convs, every fully connected layer): Xavier uniform.
-XAVIER = nn.initializers.glorot_uniform()
+XAVIER = VarianceScaling(1.0, "fan_avg", "uniform")
 
 
 class Inception(nn.Module):
