@@ -51,6 +51,21 @@ def test_benchmark_counts_and_runs_a_tiny_inference():
     assert "project" in benchmark.format_result(result)
 
 
+def test_pipeline_benchmark_times_the_training_pipeline_beside_timm(tmp_path):
+    from inception_flax import pipeline_benchmark
+
+    result = pipeline_benchmark.measure(str(tmp_path), image_size=75, batch_size=4, images=12, repeats=1)
+    assert len(list((tmp_path / "train").rglob("*.JPEG"))) == 12
+    assert 0.5 < result["bits_per_pixel"] < 8
+    for name in ("project", "timm"):
+        assert result[name]["images_per_second"] > 0
+        assert result[name]["images_per_second_per_core"] == result[name]["images_per_second"] / result["cores"]
+    assert result["project_over_timm"] == pytest.approx(
+        result["project"]["images_per_second"] / result["timm"]["images_per_second"]
+    )
+    assert "project / timm" in pipeline_benchmark.format_result(result)
+
+
 def test_summary_script():
     result = run("scripts/summary.py", "--model", "inception_v4", "--num_classes", "1001")
     assert result.returncode == 0, result.stderr
