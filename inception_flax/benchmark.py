@@ -92,6 +92,7 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
     batch = {"image": images, "label": labels}
     fn = jax.jit(train, donate_argnums=0).lower(state, batch).compile()
     times["compile_s"] = time.perf_counter() - start
+    times.update(step_memory(fn))
     holder = [state]
 
     def run():
@@ -99,6 +100,18 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
         jax.block_until_ready(finite)
 
     return run, times
+
+
+def step_memory(compiled: jax.stages.Compiled) -> dict[str, float]:
+    """XLA's buffer assignment for the step: state in, and the scratch (activations) it needs, in GB.
+
+    Exact and independent of the allocator and of what else the process holds, unlike host RSS;
+    the figure that `remat` is meant to lower.
+    """
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return {}
+    return {"state_gb": analysis.argument_size_in_bytes / 1e9, "scratch_gb": analysis.temp_size_in_bytes / 1e9}
 
 
 def timm_step(s: Setting, channels_last: bool, compile_: bool = False) -> Callable[[], None]:
@@ -199,5 +212,7 @@ def format_result(r: dict[str, Any]) -> str:
     if ratios:
         lines.append("project / " + ", ".join(ratios))
     memory = f"peak device memory {r['peak_device_memory_gb']:.2f} GB, " if r["peak_device_memory_gb"] else ""
+    if "scratch_gb" in r:
+        memory = f"step buffers (XLA): state {r['state_gb']:.2f} GB + scratch {r['scratch_gb']:.2f} GB; " + memory
     lines.append(f"{memory}peak host RSS {r['peak_host_rss_gb']:.2f} GB (includes timm when compared)")
     return "\n".join(lines)

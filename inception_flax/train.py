@@ -181,7 +181,9 @@ def train_and_evaluate(
         if restored is not None:
             state, step, step_meta = restored
             return state, step, Progress.from_meta(step_meta, step)
+        began = time.perf_counter()
         state = init_state(model, tx, config, jax.random.key(config.seed), replicated)
+        logging.info("Initialised %s in %.1f s", config.model, time.perf_counter() - began)
         if config.init_from:
             state = _init_from(state, config.init_from, replicated)
         return state, 0, Progress(0)
@@ -281,7 +283,12 @@ def train_and_evaluate(
                 local = next(train_iter)
                 batch = to_global(batch_hook(position, local) if batch_hook else local, batch_sharding)
                 if compiled is None:  # ahead of time, so that every process has compiled before the first collective
+                    began = time.perf_counter()
                     compiled = step_fn.lower(state, batch).compile()
+                    logging.info(
+                        "Train step compiled in %.1f s (or read from the compilation cache)",
+                        time.perf_counter() - began,
+                    )
                     faults.sync_processes("train_step_compiled")
                 state, step_metrics, finite = compiled(state, batch)
                 check(pending)  # the previous step's flag: keeps one step of dispatch in flight

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +51,9 @@ def test_benchmark_counts_and_runs_a_tiny_inference():
         benchmark.flops_per_step(tiny) / result["project"]["seconds_per_step"] / 1e12
     )
     assert "project" in benchmark.format_result(result)
+    compiled = jax.jit(lambda a: jnp.tanh(a @ a) @ a).lower(jnp.ones((256, 256))).compile()
+    memory = benchmark.step_memory(compiled)
+    assert memory["state_gb"] == 256 * 256 * 4 / 1e9 and memory["scratch_gb"] >= 0
 
 
 def test_pipeline_benchmark_times_the_training_pipeline_beside_timm(tmp_path):
