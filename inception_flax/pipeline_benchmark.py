@@ -67,8 +67,15 @@ def timm_batches(root: str, image_size: int, batch_size: int) -> Callable[[], It
         image_size, is_training=True, interpolation="bilinear", mean=(0.5,) * 3, std=(0.5,) * 3
     )
     dataset = torchvision.datasets.ImageFolder(os.path.join(root, "train"), transform)
+    # Spawned, not forked: this process already runs TensorFlow's and XLA's threads.
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size, shuffle=True, num_workers=cores(), persistent_workers=True, drop_last=True
+        dataset,
+        batch_size,
+        shuffle=True,
+        num_workers=cores(),
+        persistent_workers=True,
+        drop_last=True,
+        multiprocessing_context="spawn",
     )
     return lambda: iter(loader)
 
