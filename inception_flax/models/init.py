@@ -50,17 +50,19 @@ def _unit_noise(distribution: str, key: jax.Array, size: int) -> jax.Array:
 
 
 def init_variables(model: nn.Module, rng: jax.Array, image_size: int = 299) -> Variables:
-    """`{"params", "batch_stats"}` for `model`, as float32 numpy arrays (not jittable: runs a program)."""
+    """`{"params", "batch_stats"}` for `model`, as numpy arrays of the variables' dtypes (float32 in
+    these networks). Not jittable: it runs a small program and cuts its result on the host."""
     abstract = jax.eval_shape(model.init, rng, jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32))
     leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract)
     shapes = [leaf.shape for _, leaf in leaves]
+    dtypes = [leaf.dtype for _, leaf in leaves]
     rules = []
     for (path, _), shape in zip(leaves, shapes, strict=True):
         keys = tuple(str(getattr(k, "key", k)) for k in path)
         rules.append(initializer(model, keys[0], keys[1:], len(shape)))
     values: list[np.ndarray | None] = [
-        None if isinstance(rule, VarianceScaling) else np.full(shape, rule, np.float32)
-        for rule, shape in zip(rules, shapes, strict=True)
+        None if isinstance(rule, VarianceScaling) else np.full(shape, rule, dtype)
+        for rule, shape, dtype in zip(rules, shapes, dtypes, strict=True)
     ]
     # One stream of unit noise per distribution; each kernel takes the next slice of its stream.
     streams: dict[str, list[int]] = {}
@@ -71,5 +73,6 @@ def init_variables(model: nn.Module, rng: jax.Array, image_size: int = 299) -> V
         sizes = [math.prod(shapes[i]) for i in indices]
         noise = np.asarray(_unit_noise(distribution, key, sum(sizes)))
         for i, chunk in zip(indices, np.split(noise, np.cumsum(sizes)[:-1]), strict=True):
-            values[i] = chunk.reshape(shapes[i]) * np.float32(rules[i].multiplier(shapes[i]))
+            kernel = chunk.reshape(shapes[i]) * np.float32(rules[i].multiplier(shapes[i]))
+            values[i] = kernel.astype(dtypes[i], copy=False)
     return jax.tree_util.tree_unflatten(treedef, values)
