@@ -94,12 +94,19 @@ def abstract_state(model: models.Inception, tx: optax.GradientTransformation, co
 
 
 def init_state(
-    model: models.Inception, tx: optax.GradientTransformation, config, rng: jax.Array, sharding: Any = None
+    model: models.Inception,
+    tx: optax.GradientTransformation,
+    config,
+    rng: jax.Array,
+    sharding: Any = None,
+    abstract: TrainState | None = None,
 ) -> TrainState:
     """A fresh state, placed with `sharding`. Not jittable: `models.init_variables` draws the
-    parameters (seconds, where `jax.jit(model.init)` compiles for ~40 s on 2 CPU cores)."""
+    parameters (seconds, where `jax.jit(model.init)` compiles for ~40 s on 2 CPU cores).
+    `abstract` (from `abstract_state`) spares tracing the network's shapes a second time."""
     init_rng, state_rng = jax.random.split(rng)
-    variables = models.init_variables(model, init_rng, config.image_size)
+    shapes = None if abstract is None else {"params": abstract.params, "batch_stats": abstract.batch_stats}
+    variables = models.init_variables(model, init_rng, config.image_size, shapes)
     assemble = jax.jit(functools.partial(assemble_state, tx), in_shardings=sharding, out_shardings=sharding)
     return assemble(variables, state_rng)
 

@@ -182,7 +182,7 @@ def train_and_evaluate(
             state, step, step_meta = restored
             return state, step, Progress.from_meta(step_meta, step)
         began = time.perf_counter()
-        state = init_state(model, tx, config, jax.random.key(config.seed), replicated)
+        state = init_state(model, tx, config, jax.random.key(config.seed), replicated, abstract)
         logging.info("Initialised %s in %.1f s", config.model, time.perf_counter() - began)
         if config.init_from:
             state = _init_from(state, config.init_from, replicated)

@@ -239,6 +239,8 @@ def test_init_variables_depend_on_the_key_only():
     a, b = (models.init_variables(model, jax.random.key(k), 75) for k in (0, 0))
     c = models.init_variables(model, jax.random.key(1), 75)
     jax.tree.map(np.testing.assert_array_equal, a, b)
+    given = models.init_variables(model, jax.random.key(0), 75, models.abstract_variables(model, 75))
+    jax.tree.map(np.testing.assert_array_equal, a, given)
     kernels_differ = jax.tree.map(lambda x, y: bool(np.any(x != y)), a["params"], c["params"])
     flat = jax.tree_util.tree_leaves_with_path(kernels_differ)
     assert all(differ == (path[-1].key == "kernel") for path, differ in flat)

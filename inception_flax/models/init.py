@@ -49,10 +49,13 @@ def _unit_noise(distribution: str, key: jax.Array, size: int) -> jax.Array:
     return jax.random.uniform(key, (size,), jnp.float32, -1.0, 1.0)
 
 
-def init_variables(model: nn.Module, rng: jax.Array, image_size: int = 299) -> Variables:
+def init_variables(
+    model: nn.Module, rng: jax.Array, image_size: int = 299, abstract: Variables | None = None
+) -> Variables:
     """`{"params", "batch_stats"}` for `model`, as numpy arrays of the variables' dtypes (float32 in
     these networks). Not jittable: it runs a small program and cuts its result on the host."""
-    abstract = jax.eval_shape(model.init, rng, jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32))
+    if abstract is None:  # callers that already traced the shapes pass them (a second trace costs ~1.5 s)
+        abstract = jax.eval_shape(model.init, rng, jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32))
     leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract)
     shapes = [leaf.shape for _, leaf in leaves]
     dtypes = [leaf.dtype for _, leaf in leaves]
