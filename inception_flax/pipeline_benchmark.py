@@ -94,9 +94,14 @@ def measure(
     root: str, image_size: int = 299, batch_size: int = 32, images: int = 480, repeats: int = 3, compare: bool = True
 ) -> dict[str, Any]:
     """Median images/s (and per core) of each pipeline over `repeats` alternating one-epoch blocks."""
+    from PIL import Image
+
     if not os.path.isdir(os.path.join(root, "train")):
         write_jpegs(root, images)
-    batches = images // batch_size - 1
+    # A reused `root` may hold another number of files, or other sizes: count what is there.
+    files = [os.path.join(d, f) for d, _, names in os.walk(os.path.join(root, "train")) for f in names]
+    images = len(files)
+    batches = images // batch_size - 1  # one epoch: the first batch is not timed
     if batches < 1:
         raise ValueError(f"{images} images make fewer than two batches of {batch_size}.")
     # timm first: torchvision aborts the process when TensorFlow's native libraries loaded before it.
@@ -109,12 +114,16 @@ def measure(
         for name, factory in factories.items():
             rates[name].append(_rate(factory, batch_size, batches))
     n = cores()
-    files = [os.path.join(d, f) for d, _, names in os.walk(os.path.join(root, "train")) for f in names]
-    pixels = sum(w * h for w, h in SIZES) / len(SIZES)
+    sizes = set()
+    pixels = 0
+    for f in files:
+        with Image.open(f) as image:  # reads the header only
+            sizes.add(image.size)
+            pixels += image.size[0] * image.size[1]
     result: dict[str, Any] = {
-        "setting": {"image_size": image_size, "batch_size": batch_size, "images": images, "sizes": SIZES},
+        "setting": {"image_size": image_size, "batch_size": batch_size, "images": images, "sizes": sorted(sizes)},
         "cores": n,
-        "bits_per_pixel": 8 * sum(os.path.getsize(f) for f in files) / len(files) / pixels,
+        "bits_per_pixel": 8 * sum(os.path.getsize(f) for f in files) / pixels,
     }
     for name, values in rates.items():
         median = statistics.median(values)
