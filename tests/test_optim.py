@@ -1,5 +1,8 @@
 """The paper's optimiser, schedule and regulariser against their definitions (TensorFlow is installed)."""
 
+import functools
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -52,6 +55,46 @@ def test_gradient_clipping_at_global_norm():
     g = {"a": jnp.full((4,), 10.0)}
     updates, _ = tx.update(g, tx.init(g), g)
     assert float(optax.global_norm(updates)) == pytest.approx(2.0, rel=1e-5)
+
+
+class _Tiny(nn.Module):
+    """A network with the train step's calling convention, small enough to compile in a second."""
+
+    num_classes: int = 3
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(jnp.mean(x, axis=(1, 2)))
+        return nn.Dense(self.num_classes)(x)
+
+
+def test_non_finite_step_leaves_the_state_bitwise_unchanged():
+    c = config_base.get_base_config()
+    c.batch_size = c.base_batch_size = 4
+    model = _Tiny()
+    schedule = optim.learning_rate_schedule(c, steps_per_epoch=10)
+    tx = optim.create_optimizer(c, schedule)
+    images = np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32)
+    variables = model.init(jax.random.key(0), images, train=False)
+    state = step.assemble_state(tx, variables, jax.random.key(1))
+    train = jax.jit(functools.partial(step.train_step, model=model, tx=tx, schedule=schedule, config=c))
+    labels = np.array([0, 1, 2, 0])
+
+    moved, _, finite = train(state, {"image": images, "label": labels})
+    assert bool(finite) and int(moved.step) == 1
+    for name in ("params", "batch_stats", "opt_state", "ema_params"):
+        changed = [
+            not np.array_equal(a, b)
+            for a, b in zip(jax.tree.leaves(getattr(state, name)), jax.tree.leaves(getattr(moved, name)), strict=True)
+        ]
+        assert all(changed), name
+
+    # A NaN batch, and a finite one large enough to overflow the BatchNorm variance (NaN loss and gradients).
+    for bad in (np.full_like(images, np.nan), images * np.float32(1e30)):
+        kept, _, finite = train(moved, {"image": bad, "label": labels})
+        assert not bool(finite)
+        for a, b in zip(jax.tree.leaves(moved), jax.tree.leaves(kept), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_l2_loss_has_slim_semantics():
