@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from inception_flax import config_base, models, optim, step
+from inception_flax import config_base, models, optim, runtime, step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +82,7 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
         start = time.perf_counter()
         fn = jax.jit(functools.partial(model.apply, train=False)).lower(variables, images).compile()
         times["compile_s"] = time.perf_counter() - start
+        runtime.release_freed_memory()
         return lambda: jax.block_until_ready(fn(variables, images)), times
     schedule = optim.learning_rate_schedule(config, 1000)
     tx = optim.create_optimizer(config, schedule)
@@ -92,6 +93,7 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
     batch = {"image": images, "label": labels}
     fn = jax.jit(train, donate_argnums=0).lower(state, batch).compile()
     times["compile_s"] = time.perf_counter() - start
+    runtime.release_freed_memory()  # as train.py does
     times.update(step_memory(fn))
     holder = [state]
 

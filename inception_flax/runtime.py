@@ -1,5 +1,7 @@
 """Process-level settings for the entry points (no jax import here: some must precede it)."""
 
+import ctypes
+import ctypes.util
 import logging
 import os
 
@@ -22,6 +24,23 @@ def use_fast_cpu_convolutions() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if FAST_CPU_CONV_FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {FAST_CPU_CONV_FLAG}".strip()
+
+
+def release_freed_memory() -> bool:
+    """Returns the heap memory the process has freed to the OS (glibc's `malloc_trim`).
+
+    Compiling a full network's train step allocates and frees about a gigabyte in XLA's compiler;
+    glibc keeps that memory mapped, so it adds to the peak of every later step. Measured on 2 CPU
+    cores (Inception-ResNet-v2, batch 8): peak RSS over the first steps 5.28 GB without, 4.22 GB
+    with a trim after the compile. False (nothing done) where the C library has no `malloc_trim`.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return False
+    trim(ctypes.c_size_t(0))
+    return True
 
 
 class QuietLibraries(logging.Filter):
