@@ -27,7 +27,7 @@ def use_fast_cpu_convolutions() -> None:
 
 
 def release_freed_memory() -> bool:
-    """Returns the heap memory the process has freed to the OS (glibc's `malloc_trim`).
+    """Hands the heap memory the process has freed back to the OS (glibc's `malloc_trim`).
 
     Compiling a full network's train step allocates and frees about a gigabyte in XLA's compiler;
     glibc keeps that memory mapped, so it adds to the peak of every later step. Measured on 2 CPU

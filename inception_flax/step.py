@@ -145,7 +145,8 @@ def train_step(
     # A finite gradient norm bounds the update (clipping, RMSProp and SGD only rescale the
     # gradient), so the loss and the norm decide. The state moves under `lax.cond` rather than
     # being selected leaf by leaf after the update: XLA then updates it in place, without a second
-    # copy of the state to choose from (IR-v2: 0.23 GB less scratch, several seconds less compile).
+    # copy of the state to choose from (IR-v2's optimiser part alone: 0.45 -> 0.22 GB scratch,
+    # ~1,000 fewer fusions; the whole step traces and compiles 6-9 s sooner, same values).
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
     def update(state: TrainState) -> TrainState:
