@@ -79,20 +79,18 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
     if s.mode == "infer":
         variables = jax.block_until_ready(jax.device_put(models.init_variables(model, jax.random.key(0), s.image_size)))
         times["init_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        fn = jax.jit(functools.partial(model.apply, train=False)).lower(variables, images).compile()
-        times["compile_s"] = time.perf_counter() - start
+        fn, compile_times = compile_timed(jax.jit(functools.partial(model.apply, train=False)), variables, images)
+        times.update(compile_times)
         runtime.release_freed_memory()
         return lambda: jax.block_until_ready(fn(variables, images)), times
     schedule = optim.learning_rate_schedule(config, 1000)
     tx = optim.create_optimizer(config, schedule)
     state = jax.block_until_ready(step.init_state(model, tx, config, jax.random.key(0)))
     times["init_s"] = time.perf_counter() - start
-    start = time.perf_counter()
     train = functools.partial(step.train_step, model=model, tx=tx, schedule=schedule, config=config)
     batch = {"image": images, "label": labels}
-    fn = jax.jit(train, donate_argnums=0).lower(state, batch).compile()
-    times["compile_s"] = time.perf_counter() - start
+    fn, compile_times = compile_timed(jax.jit(train, donate_argnums=0), state, batch)
+    times.update(compile_times)
     runtime.release_freed_memory()  # as train.py does
     times.update(step_memory(fn))
     holder = [state]
@@ -102,6 +100,23 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
         jax.block_until_ready(finite)
 
     return run, times
+
+
+def compile_timed(jitted: Any, *args: Any) -> tuple[jax.stages.Compiled, dict[str, float]]:
+    """Compiles `jitted` for `args`: the executable and its start-up split into Python (tracing and
+    lowering) and XLA, with the number of fusions XLA made (on CPU its compile time follows that
+    count: one generated kernel per fusion)."""
+    start = time.perf_counter()
+    lowered = jitted.trace(*args).lower()
+    traced = time.perf_counter()
+    compiled = lowered.compile()
+    done = time.perf_counter()
+    return compiled, {
+        "compile_s": done - start,
+        "trace_lower_s": traced - start,
+        "xla_compile_s": done - traced,
+        "fusions": compiled.as_text().count(" fusion("),
+    }
 
 
 def step_memory(compiled: jax.stages.Compiled) -> dict[str, float]:
@@ -200,7 +215,12 @@ def format_result(r: dict[str, Any]) -> str:
     lines = [
         f"{s['model']} {s['mode']} {s['image_size']}px batch {s['batch_size']} {s['dtype']} width {s['width']}{' remat' if s.get('remat') else ''} "
         f"on {r['device']} ({r['backend']}); matmul peak {r['matmul_peak_tflops']:.1f} TFLOP/s; "
-        f"init {r['init_s']:.1f} s, compile {r['compile_s']:.1f} s",
+        f"init {r['init_s']:.1f} s, compile {r['compile_s']:.1f} s"
+        + (
+            f" (tracing {r['trace_lower_s']:.1f} s, XLA {r['xla_compile_s']:.1f} s, {r['fusions']} fusions)"
+            if "fusions" in r
+            else ""
+        ),
         f"{'':22}{'img/s':>9}{'ms/step':>10}{'TFLOP/s':>9}{'of peak':>9}",
     ]
     for name in ("project", "timm_nchw", "timm_channels_last", "timm_compile"):

@@ -47,6 +47,8 @@ def test_benchmark_counts_and_runs_a_tiny_inference():
     )
     result = benchmark.measure(tiny)
     assert result["project"]["images_per_second"] > 0 and result["compile_s"] > 0
+    assert result["compile_s"] == pytest.approx(result["trace_lower_s"] + result["xla_compile_s"])
+    assert result["fusions"] > 50  # a whole network, one fusion per BatchNorm pass at least
     assert result["project"]["tflops"] == pytest.approx(
         benchmark.flops_per_step(tiny) / result["project"]["seconds_per_step"] / 1e12
     )
