@@ -229,7 +229,15 @@ def _history(proc):
 
 
 def test_eight_devices_match_one(tfds_dir, tmp_path):
-    flags = overrides_as_flags(tfds_dir, num_train_steps=3, eval_every_steps=3, checkpoint_every_steps=100)
+    """One step on 8 devices is the computation it is on 1, to float32 rounding.
+
+    Only the first step is compared tightly: this tiny network (batch 8, BatchNorm over 8 values
+    at its 1x1 stages) multiplies a rounding difference by ~100-300 per update. Measured on AMD
+    EPYC: the parameters differ by 5e-9 (relative L2) after step 1, 6e-7 after step 2, 1.6e-4
+    after step 3 (loss 3.656769 vs 3.656244); the same three steps in float64 agree to 1e-16,
+    so the growth is the reduction order of the cross-device sums, not a different computation.
+    """
+    flags = overrides_as_flags(tfds_dir, num_train_steps=2, eval_every_steps=2, checkpoint_every_steps=1)
     eight = run_script(
         [*flags, f"--workdir={tmp_path / 'eight'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     )
@@ -237,5 +245,11 @@ def test_eight_devices_match_one(tfds_dir, tmp_path):
         [*flags, f"--workdir={tmp_path / 'one'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     )
     h8, h1 = _history(eight), _history(one)
-    assert len(h1) == 3
-    np.testing.assert_allclose(h8, h1, rtol=1e-4)
+    assert len(h1) == 2
+    # Step 1's loss is the forward pass of the same initial weights; step 2's that of one update.
+    np.testing.assert_allclose(h8, h1, rtol=1e-5)
+    a, b = restore_state(tmp_path / "eight", 1), restore_state(tmp_path / "one", 1)
+    for name in ("params", "batch_stats", "opt_state", "ema_params"):
+        x, y = (np.concatenate([np.ravel(v).astype(np.float64) for v in jax.tree.leaves(t[name])]) for t in (a, b))
+        assert np.linalg.norm(x - y) <= 1e-6 * np.linalg.norm(y), name
+    assert int(a["step"]) == int(b["step"]) == 1
