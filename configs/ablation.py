@@ -11,7 +11,8 @@ Arms (`get_config("<arm>[,imagenet]")`):
   scale for the A, B and C blocks; `residual` keeps the released 0.17 / 0.10 / 0.20).
 
 Studies (`get_study(name)`): `cpu` runs every arm x 3 seeds on the embedded digits at width 0.125
-and 75 px (measured: see docs/ablation/summary.md); `imagenet` is the paper's setting, one seed,
+and 75 px (measured: see docs/ablation/summary.md); `imagenet` is the synchronous ImageNet recipe of
+`inception_flax/config_base.py` (see `configs/inception_v4.py`), one seed,
 each arm launched as its own job (the paper: Inception-v3 21.2 / 5.6, Inception-ResNet-v1 21.3 /
 5.5, Inception-v4 20.0 / 5.0, Inception-ResNet-v2 19.9 / 4.9 single-crop top-1 / top-5 error; the
 residual networks reach them clearly sooner).
@@ -99,9 +100,15 @@ def get_config(arg: str | None = "residual") -> ml_collections.ConfigDict:
         c.crop_area_range = (0.35, 1.0)  # a 5% crop of an 8x8 digit carries no label
         c.batch_size = c.base_batch_size = 32
         c.num_epochs = 3.5  # 161 steps of 46 an epoch: about 1-2.5 minutes per run on 2 cores
+        # The recipe the committed study ran with: lr 0.045 per 32 images, decays per step.
+        c.learning_rate = 0.045
+        c.cold_epochs = 0.0
         c.warmup_epochs = 0.5
         c.bn_momentum = 0.9
         c.ema_decay = 0.9
+        c.decay_batch_size = 0
+        c.ema_warmup = False
+        c.ema_batch_stats = False
         c.eval_with_ema = False
         c.shuffle_buffer = 2000
         c.log_every_steps = 23

@@ -29,11 +29,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size = 64
     c.base_batch_size = 64
     c.num_epochs = 12.0
-    c.learning_rate = 0.045
+    c.learning_rate = 0.045  # per 64 images
     c.lr_decay_epochs = 2.0
+    c.cold_epochs = 0.0
     c.warmup_epochs = 1.0
-    c.ema_decay = 0.99
+    c.ema_decay = 0.99  # a window of 100 steps = 4.3 epochs
     c.bn_momentum = 0.99  # 0.9997 would leave the moving statistics ~92% at their init after 276 steps
+    c.decay_batch_size = 64  # both decays per step at batch 64: another --config.batch_size keeps the windows
     c.shuffle_buffer = 2000
     c.log_every_steps = 20
     c.eval_every_steps = 100

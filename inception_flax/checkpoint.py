@@ -74,17 +74,24 @@ class Checkpointer:
         self.manager: ocp.CheckpointManager | None = None
 
     def restore_latest(self, abstract_state: Any) -> tuple[Any, int, dict[str, Any]] | None:
-        """The newest restorable (state, step, meta), or None when there is none."""
+        """The newest restorable (state, step, meta), or None when there is none.
+
+        For a dataclass state (TrainState), a field that the abstract state leaves None is not
+        read, and a field the step does not hold (written before that field existed) comes back
+        as None for the caller to fill in; every other field must be there.
+        """
         for step in _steps(self.directory):
             try:
                 with _manager(self.directory) as manager:
+                    state_args = _restore_args(abstract_state, os.path.join(self.directory, str(step), "state"))
                     restored = manager.restore(
-                        step,
-                        args=ocp.args.Composite(
-                            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
-                        ),
+                        step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore())
                     )
-                return restored["state"], step, dict(restored["meta"] or {})
+                state = restored["state"]
+                if dataclasses.is_dataclass(abstract_state):
+                    names = [f.name for f in dataclasses.fields(abstract_state)]
+                    state = abstract_state.replace(**{n: state.get(n) for n in names})
+                return state, step, dict(restored["meta"] or {})
             except Exception as e:
                 logging.warning("Cannot restore checkpoint step %d (%s); falling back to an older step.", step, e)
                 self._set_aside(step)
@@ -179,9 +186,27 @@ def describe(path: str, step: int | None = None) -> CheckpointInfo:
     return _workdir_info(path, *found)
 
 
+def _saved_fields(state_dir: str) -> dict[str, Any]:
+    """The saved state's top-level tree (metadata only, no arrays)."""
+    return ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir)).tree
+
+
+def _restore_args(abstract_state: Any, state_dir: str) -> ocp.args.CheckpointArgs:
+    if not dataclasses.is_dataclass(abstract_state):
+        return ocp.args.StandardRestore(abstract_state)
+    saved = _saved_fields(state_dir)
+    item = {
+        f.name: getattr(abstract_state, f.name)
+        for f in dataclasses.fields(abstract_state)
+        if getattr(abstract_state, f.name) is not None and saved.get(f.name) is not None
+    }
+    restore_args = ocp.checkpoint_utils.construct_restore_args(item)
+    return ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
+
+
 def _restore_subtrees(state_dir: str, names: tuple[str, ...]) -> dict[str, Any]:
     """Only the named top-level subtrees of a saved state, as numpy arrays (partial restore)."""
-    tree = ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir)).tree  # the item's tree, no step metadata
+    tree = _saved_fields(state_dir)
     missing = [n for n in names if n not in tree]
     if missing:
         raise ValueError(f"{state_dir} has no {missing}; it holds {sorted(tree)}.")
@@ -211,8 +236,12 @@ def load_with_info(
     candidates = [info.step] if step is not None else [s for s in _steps(directory) if s <= info.step]
     params_key = "ema_params" if ema else "params"
     for candidate in candidates:
+        state_dir = os.path.join(directory, str(candidate), "state")
         try:
-            restored = _restore_subtrees(os.path.join(directory, str(candidate), "state"), (params_key, "batch_stats"))
+            # The EMA parameters go with the averaged BatchNorm statistics where training kept them.
+            averaged = ema and _saved_fields(state_dir).get("ema_batch_stats") is not None
+            stats_key = "ema_batch_stats" if averaged else "batch_stats"
+            restored = _restore_subtrees(state_dir, (params_key, stats_key))
         except Exception as e:
             if step is not None:
                 raise
@@ -220,7 +249,7 @@ def load_with_info(
             continue
         if candidate != info.step:
             info = _workdir_info(info.path, candidate, _read_step_meta(directory, candidate))
-        variables = {"params": restored[params_key], "batch_stats": restored["batch_stats"]}
+        variables = {"params": restored[params_key], "batch_stats": restored[stats_key]}
         return info.create_model(), variables, info
     raise FileNotFoundError(f"No checkpoint step in {directory} could be read.")
 

@@ -114,6 +114,8 @@ RULES: dict[str, Rule] = {
     "learning_rate": _real(0),  # 0 freezes the weights (e.g. to recalibrate BatchNorm statistics)
     "lr_decay_rate": _real(0, 1, lo_open=True),
     "lr_decay_epochs": _real(0, lo_open=True),
+    "cold_epochs": _real(0),
+    "cold_learning_rate": _real(0),
     "warmup_epochs": _real(0),
     "rmsprop_decay": _real(0, 1, hi_open=True),
     "rmsprop_momentum": _real(0, 1, hi_open=True),
@@ -123,6 +125,9 @@ RULES: dict[str, Rule] = {
     "weight_decay": _real(0),
     "weight_decay_biases": _bool(),
     "ema_decay": _real(0, 1, hi_open=True),
+    "decay_batch_size": _int(0),
+    "ema_warmup": _bool(),
+    "ema_batch_stats": _bool(),
     "eval_with_ema": _bool(),
     # Faults.
     "nonfinite": _choice("halt", "rewind"),

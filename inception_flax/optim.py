@@ -1,25 +1,83 @@
-"""The paper's optimiser and learning-rate schedule (optax)."""
+"""The recipe's optimiser, learning-rate schedule and averaging decays (optax), all per image.
+
+A config states the learning rate per `base_batch_size` images and the decays of the weight EMA and
+of the BatchNorm statistics per step at `decay_batch_size` images; the functions here turn them
+into per-step values for the config's global batch, so that a bigger pod changes neither the rate
+per image nor the averaging windows in images.
+"""
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import ml_collections
 import optax
 
 
+def peak_learning_rate(config: ml_collections.ConfigDict) -> float:
+    """`learning_rate` scaled linearly from `base_batch_size` to the global batch."""
+    return config.learning_rate * config.batch_size / config.base_batch_size
+
+
 def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
-    """lr * (batch / base_batch), times `lr_decay_rate` every `lr_decay_epochs` (staircase), after warm-up."""
-    peak = config.learning_rate * config.batch_size / config.base_batch_size
+    """`cold_epochs` at the (scaled) cold rate, `warmup_epochs` linear from it to the peak, then the
+    peak times `lr_decay_rate` every `lr_decay_epochs` (staircase, counted from the end of warm-up)."""
+    peak = peak_learning_rate(config)
+    cold = config.cold_learning_rate * config.batch_size / config.base_batch_size
     decay = optax.exponential_decay(
         peak,
         transition_steps=max(1, round(config.lr_decay_epochs * steps_per_epoch)),
         decay_rate=config.lr_decay_rate,
         staircase=True,
     )
+    cold_steps = round(config.cold_epochs * steps_per_epoch)
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
-    if warmup_steps == 0:
+    pieces, boundaries = [], []
+    if cold_steps:
+        pieces.append(optax.constant_schedule(cold))
+        boundaries.append(cold_steps)
+    if warmup_steps:
+        pieces.append(optax.linear_schedule(cold if cold_steps else 0.0, peak, warmup_steps))
+        boundaries.append(cold_steps + warmup_steps)
+    if not pieces:
         return decay
-    warmup = optax.linear_schedule(0.0, peak, warmup_steps)
-    return optax.join_schedules([warmup, decay], [warmup_steps])
+    return optax.join_schedules([*pieces, decay], boundaries)
+
+
+def per_step_decay(decay: float, config: ml_collections.ConfigDict) -> float:
+    """A decay stated per step at `decay_batch_size` images, per step at the config's batch.
+
+    1 - (1 - decay) * batch / decay_batch_size keeps the averaging window, 1 / (1 - decay) steps,
+    the same number of images at any batch. `decay_batch_size=0` takes the decay per step as it is.
+    Raises ValueError where the window would be shorter than one step of this batch.
+    """
+    if config.decay_batch_size <= 0:
+        return decay
+    scaled = 1.0 - (1.0 - decay) * config.batch_size / config.decay_batch_size
+    if scaled < 0.0:
+        raise ValueError(
+            f"A decay of {decay} per step at decay_batch_size={config.decay_batch_size} averages over "
+            f"{config.decay_batch_size / (1.0 - decay):.0f} images, fewer than one global batch of "
+            f"{config.batch_size}: raise the decay or decay_batch_size."
+        )
+    return scaled
+
+
+def bn_momentum(config: ml_collections.ConfigDict) -> float:
+    """The BatchNorm moving-statistics momentum per step at the config's global batch."""
+    return per_step_decay(config.bn_momentum, config)
+
+
+def ema_decay(config: ml_collections.ConfigDict, updates: jnp.ndarray) -> jnp.ndarray:
+    """The weight-EMA decay for the update that makes `updates` steps in total (1 for the first).
+
+    With `ema_warmup`, TF's `ExponentialMovingAverage(num_updates=global_step)`:
+    min(decay, (1 + t) / (10 + t)), so the average forgets its random initialisation at once.
+    """
+    decay = jnp.float32(per_step_decay(config.ema_decay, config))
+    if not config.ema_warmup:
+        return decay
+    t = jnp.asarray(updates, jnp.float32)
+    return jnp.minimum(decay, (1.0 + t) / (10.0 + t))
 
 
 def tf1_rmsprop(learning_rate: optax.ScalarOrSchedule, decay: float, momentum: float, epsilon: float):

@@ -15,7 +15,7 @@ import ml_collections
 import optax
 from clu import metrics
 
-from inception_flax import models
+from inception_flax import models, optim
 
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
@@ -31,6 +31,7 @@ class TrainState:
     opt_state: Any
     ema_params: Any
     rng: jax.Array  # raw uint32 key data, so orbax stores it as a plain array
+    ema_batch_stats: Any = None  # the BatchNorm statistics averaged like ema_params (config.ema_batch_stats)
 
 
 @flax.struct.dataclass
@@ -49,7 +50,7 @@ def model_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[s
         "width": config.width,
         "dropout_rate": config.dropout_rate,
         "aux_logits": config.aux_logits,
-        "bn_momentum": config.bn_momentum,
+        "bn_momentum": optim.bn_momentum(config),
         "dtype": jnp.bfloat16 if config.half_precision else jnp.float32,
         "remat": config.remat,
         **config.model_options.to_dict(),
@@ -74,7 +75,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int, smooth
     return optax.softmax_cross_entropy(logits, targets)
 
 
-def assemble_state(tx: optax.GradientTransformation, variables: Mapping[str, Any], rng: jax.Array) -> TrainState:
+def assemble_state(
+    tx: optax.GradientTransformation, variables: Mapping[str, Any], rng: jax.Array, ema_batch_stats: bool = False
+) -> TrainState:
     """The training state around fresh variables (jittable)."""
     params = variables["params"]
     return TrainState(
@@ -84,13 +87,15 @@ def assemble_state(tx: optax.GradientTransformation, variables: Mapping[str, Any
         opt_state=tx.init(params),
         ema_params=params,
         rng=jax.random.key_data(rng),
+        ema_batch_stats=variables["batch_stats"] if ema_batch_stats else None,
     )
 
 
 def abstract_state(model: models.Inception, tx: optax.GradientTransformation, config) -> TrainState:
     """`init_state`'s result as ShapeDtypeStructs (no computation)."""
     variables = models.abstract_variables(model, config.image_size)
-    return jax.eval_shape(functools.partial(assemble_state, tx), variables, jax.random.key(0))
+    assemble = functools.partial(assemble_state, tx, ema_batch_stats=config.ema_batch_stats)
+    return jax.eval_shape(assemble, variables, jax.random.key(0))
 
 
 def init_state(
@@ -107,7 +112,8 @@ def init_state(
     init_rng, state_rng = jax.random.split(rng)
     shapes = None if abstract is None else {"params": abstract.params, "batch_stats": abstract.batch_stats}
     variables = models.init_variables(model, init_rng, config.image_size, shapes)
-    assemble = jax.jit(functools.partial(assemble_state, tx), in_shardings=sharding, out_shardings=sharding)
+    assemble = functools.partial(assemble_state, tx, ema_batch_stats=config.ema_batch_stats)
+    assemble = jax.jit(assemble, in_shardings=sharding, out_shardings=sharding)
     return assemble(variables, state_rng)
 
 
@@ -152,10 +158,19 @@ def train_step(
     def update(state: TrainState) -> TrainState:
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        decay = config.ema_decay
-        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
+        decay = optim.ema_decay(config, state.step + 1)
+
+        def average(old, new):
+            return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, old, new)
+
+        ema_stats = None if state.ema_batch_stats is None else average(state.ema_batch_stats, batch_stats)
         return state.replace(
-            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, ema_params=ema
+            step=state.step + 1,
+            params=params,
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+            ema_params=average(state.ema_params, params),
+            ema_batch_stats=ema_stats,
         )
 
     new_state = jax.lax.cond(finite, update, lambda state: state, state)

@@ -21,7 +21,7 @@ from clu import metric_writers, parameter_overview, periodic_actions
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from inception_flax import checkpoint, config_check, data, evaluation, faults, finetune, models, optim, runtime
+from inception_flax import checkpoint, config_check, data, evaluation, faults, finetune, models, optim, recipe, runtime
 from inception_flax.config_check import ConfigError
 from inception_flax.evaluation import make_mesh, to_global
 from inception_flax.faults import NonFiniteError, Progress
@@ -52,6 +52,11 @@ def checkpoint_meta(config: ml_collections.ConfigDict, num_classes: int) -> dict
 def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.Inception, data.Source]:
     """Every user error that can be found before compiling: raises ConfigError / DatasetNotPreparedError."""
     config_check.check(config)
+    for name in ("ema_decay", "bn_momentum"):
+        try:
+            optim.per_step_decay(config[name], config)
+        except ValueError as e:
+            raise ConfigError(f"config.{name}={config[name]}: {e}") from None
     probe = create_model(config, max(config.num_classes, 1))
     if config.image_size < probe.min_input_size:
         raise ConfigError(
@@ -88,6 +93,14 @@ def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.In
             raise ConfigError(
                 f"{workdir} holds a checkpoint (step {step}) of another model ({detail}). "
                 "Use another --workdir; nothing in this one is touched."
+            )
+        flags = recipe.check_resume(meta.get("config"), config)
+        if flags:
+            raise ConfigError(
+                f"{workdir} holds a checkpoint (step {step}) trained before the recipe was stated per image "
+                "(learning rate per base_batch_size images, decays per step at decay_batch_size images); this "
+                "config would change its schedule mid-run. To resume it as it was trained, add "
+                f"{' '.join(flags)}; or use another --workdir. Nothing in this one is touched."
             )
     model = create_model(config, num_classes)
     if config.init_from:
@@ -139,7 +152,20 @@ def _init_from(state: TrainState, path: str, sharding: NamedSharding) -> TrainSt
     logging.info("init_from %s: kept %d tensors, re-initialised %d: %s", path, len(kept), len(fresh), fresh or "none")
     variables = jax.device_get(variables)  # host copies: params and EMA must not share buffers (both are donated)
     params, ema, stats = (jax.device_put(variables[k], sharding) for k in ("params", "params", "batch_stats"))
-    return state.replace(params=params, ema_params=ema, batch_stats=stats)
+    ema_stats = None if state.ema_batch_stats is None else jax.device_put(variables["batch_stats"], sharding)
+    return state.replace(params=params, ema_params=ema, batch_stats=stats, ema_batch_stats=ema_stats)
+
+
+def _fill_missing(state: TrainState, config: ml_collections.ConfigDict, step: int) -> TrainState:
+    """A checkpoint written before the EMA of the BatchNorm statistics existed: start it from them."""
+    if config.ema_batch_stats and state.ema_batch_stats is None:
+        logging.warning(
+            "Checkpoint step %d holds no ema_batch_stats (written before they existed): starting their "
+            "average from its batch_stats.",
+            step,
+        )
+        return state.replace(ema_batch_stats=jax.tree.map(lambda x: x.copy(), state.batch_stats))
+    return state
 
 
 def train_and_evaluate(
@@ -180,7 +206,7 @@ def train_and_evaluate(
         restored = ckpt.restore_latest(abstract)
         if restored is not None:
             state, step, step_meta = restored
-            return state, step, Progress.from_meta(step_meta, step)
+            return _fill_missing(state, config, step), step, Progress.from_meta(step_meta, step)
         began = time.perf_counter()
         state = init_state(model, tx, config, jax.random.key(config.seed), replicated, abstract)
         logging.info("Initialised %s in %.1f s", config.model, time.perf_counter() - began)
@@ -200,13 +226,12 @@ def train_and_evaluate(
         writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict | list | tuple)})
         logging.info("%s", parameter_overview.get_parameter_overview(state.params, include_stats=False))
     logging.info(
-        "%s: %d steps (%d per epoch), global batch %d over %d device(s) on %d host(s)",
+        "%s: global batch %d over %d device(s) on %d host(s). Recipe:\n%s",
         config.model,
-        total_steps,
-        per_epoch,
         config.batch_size,
         jax.device_count(),
         jax.process_count(),
+        recipe.format_summary(recipe.summarize(config, source.num_examples(config.train_split))),
     )
 
     step_fn = jax.jit(
@@ -312,8 +337,11 @@ def train_and_evaluate(
                     train_metrics, last_log = None, (now, step)
                 if step % config.eval_every_steps == 0 or last_step:
                     check(pending)
-                    params = state.ema_params if config.eval_with_ema else state.params
-                    eval_result = evaluator.run({"params": params, "batch_stats": state.batch_stats}, source, pcfg)
+                    params, stats = state.params, state.batch_stats
+                    if config.eval_with_ema:
+                        params = state.ema_params
+                        stats = stats if state.ema_batch_stats is None else state.ema_batch_stats
+                    eval_result = evaluator.run({"params": params, "batch_stats": stats}, source, pcfg)
                     writer.write_scalars(step, {f"eval_{k}": v for k, v in eval_result.items()})
                     record(step, {f"eval_{k}": v for k, v in eval_result.items()})
                 # Several processes must stop at the same step: there orbax's reached_preemption (jax's

@@ -8,9 +8,7 @@ finished runs and resumes an interrupted one. The report (curves.csv, summary.js
 PNG figures) goes to `<workdir>/report/`.
 """
 
-import importlib.util
 import os
-import sys
 from collections.abc import Sequence
 
 from inception_flax import runtime
@@ -31,23 +29,13 @@ _REPORT_DIR = flags.DEFINE_string("report_dir", None, "Where the report goes (de
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _load(path: str):
-    spec = importlib.util.spec_from_file_location("study_config", path)
-    if spec is None or not os.path.exists(path):
-        raise ValueError(f"No config file {path}.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses in the config look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.get_absl_handler().addFilter(runtime.QuietLibraries())
     tf.config.set_visible_devices([], "GPU")
     try:
-        module = _load(_CONFIG.value)
+        module = ablation.load_config_module(_CONFIG.value)
         study = module.get_study(_STUDY.value)
         ablation.check_target(study)
         runs = ablation.run_configs(module.get_config, study)

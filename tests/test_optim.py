@@ -37,7 +37,8 @@ def test_rmsprop_matches_tf1_rmsprop_optimizer():
 
 def test_staircase_schedule_and_batch_scaling():
     c = config_base.get_base_config()
-    c.batch_size, c.base_batch_size = 3200, 1600
+    c.batch_size, c.base_batch_size, c.learning_rate = 3200, 1600, 0.045
+    c.cold_epochs = c.warmup_epochs = 0.0
     schedule = optim.learning_rate_schedule(c, steps_per_epoch=10)
     assert schedule(0) == pytest.approx(0.09)
     assert schedule(19) == pytest.approx(0.09)
@@ -76,13 +77,13 @@ def test_non_finite_step_leaves_the_state_bitwise_unchanged():
     tx = optim.create_optimizer(c, schedule)
     images = np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32)
     variables = model.init(jax.random.key(0), images, train=False)
-    state = step.assemble_state(tx, variables, jax.random.key(1))
+    state = step.assemble_state(tx, variables, jax.random.key(1), ema_batch_stats=True)
     train = jax.jit(functools.partial(step.train_step, model=model, tx=tx, schedule=schedule, config=c))
     labels = np.array([0, 1, 2, 0])
 
     moved, _, finite = train(state, {"image": images, "label": labels})
     assert bool(finite) and int(moved.step) == 1
-    for name in ("params", "batch_stats", "opt_state", "ema_params"):
+    for name in ("params", "batch_stats", "opt_state", "ema_params", "ema_batch_stats"):
         changed = [
             not np.array_equal(a, b)
             for a, b in zip(jax.tree.leaves(getattr(state, name)), jax.tree.leaves(getattr(moved, name)), strict=True)

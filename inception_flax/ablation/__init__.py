@@ -1,13 +1,14 @@
 """The residual-vs-plain ablation: study runner, statistics, figures (`scripts/ablation.py`)."""
 
 from inception_flax.ablation.report import check_target, write_report
-from inception_flax.ablation.runner import check_workdir, run_configs, run_dir, run_study
+from inception_flax.ablation.runner import check_workdir, load_config_module, run_configs, run_dir, run_study
 from inception_flax.ablation.stats import ArmSummary, mean_ci, ratio_ci, steps_to_target, summarize_arm, verdict
 
 __all__ = [
     "ArmSummary",
     "check_target",
     "check_workdir",
+    "load_config_module",
     "mean_ci",
     "ratio_ci",
     "run_configs",

@@ -9,8 +9,10 @@ trains, and nothing is overwritten.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +20,21 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from inception_flax import train
+from inception_flax import recipe, train
 
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
+
+
+def load_config_module(path: str):
+    """A study's config file as a module (its `get_config(arm)` and `get_study(name)`)."""
+    spec = importlib.util.spec_from_file_location("study_config", path)
+    if spec is None or not os.path.exists(path):
+        raise ValueError(f"No config file {path}.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the config look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_dir(workdir: str, arm: str, seed: int) -> str:
@@ -54,6 +67,7 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
             with open(path) as f:
                 recorded = json.load(f)
             wanted = _settings(config)
+            recorded = {**recipe.implied_before(wanted), **recorded}  # runs recorded before those fields
             diff = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
             if diff:
                 clashes.append(

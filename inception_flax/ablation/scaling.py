@@ -1,0 +1,132 @@
+"""Report of a batch-size scaling study (`scripts/batch_scaling.py`): curves, table, figure.
+
+One arm per global batch, the same recipe per image; every run's validation curve is read back
+from its `metrics.jsonl`. The table gives each batch's final validation top-1 error (the last
+evaluation) over seeds with a 95% Student-t interval computed on the logit scale and mapped back,
+so it stays inside [0, 100]%, and the difference to the base batch with Welch's interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from inception_flax.ablation import runner
+from inception_flax.ablation.stats import Point, diff_ci, read_curves, series
+
+METRIC = ("val", "top1_error")
+
+
+def logit_ci(errors: list[float], num_examples: int, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of error rates: a t-interval of their logits, mapped back (inside [0, 1]).
+
+    A rate of 0 or 1 is moved half an example inwards before the logit."""
+    x = np.clip(np.asarray(errors, np.float64), 0.5 / num_examples, 1 - 0.5 / num_examples)
+    z = np.log(x / (1 - x))
+    mean = float(np.mean(errors))
+    if len(z) < 2:
+        return mean, math.nan, math.nan
+    half = scipy_stats.t.ppf(0.5 + level / 2, len(z) - 1) * z.std(ddof=1) / math.sqrt(len(z))
+    low, high = (1 / (1 + math.exp(-(z.mean() + s * half))) for s in (-1, 1))
+    return mean, low, high
+
+
+def _final_errors(points: list[Point], arm: str) -> dict[int, float]:
+    return {seed: float(v[-1]) for seed, (_, v) in series(points, arm, *METRIC).items()}
+
+
+def _figure(points: list[Point], arms: list[str], batches: dict[str, int], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    for i, arm in enumerate(arms):
+        color = f"C{i}"
+        runs = series(points, arm, *METRIC)
+        epoch = {p.step: p.epoch for p in points if p.arm == arm}
+        for steps, values in runs.values():
+            ax.plot([epoch[s] for s in steps], 100 * values, color=color, lw=0.6, alpha=0.45)
+        steps = min((s for s, _ in runs.values()), key=len)
+        mean = np.mean([v[: len(steps)] for _, v in runs.values()], axis=0)
+        ax.plot([epoch[s] for s in steps], 100 * mean, color=color, lw=2, label=f"batch {batches[arm]}")
+    ax.axhline(90, color="gray", ls=":", lw=1, label="chance (90%)")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch (1,497 training digits)", fontsize=10)
+    ax.set_ylabel("validation top-1 error (%)", fontsize=10)
+    ax.tick_params(labelsize=9)
+    ax.set_title("Same recipe per image at 4 global batches: thin = one seed, thick = mean", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(workdir: str, runs: list, batches: dict[str, int], base_arm: str, out: str) -> dict[str, Any]:
+    """Reads every finished run; writes curves.csv, summary.json, summary.md and errors.png to `out`."""
+    os.makedirs(out, exist_ok=True)
+    points: list[Point] = []
+    for arm, seed, _ in runs:
+        path = runner.run_dir(workdir, arm, seed)
+        if os.path.exists(os.path.join(path, runner.DONE_FILE)):
+            points += read_curves(path, arm, seed)
+    arms = [a for a in batches if any(p.arm == a for p in points)]
+    if not arms:
+        raise ValueError(f"{workdir} holds no finished run of this study yet: nothing to report.")
+    with open(os.path.join(out, "curves.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["arm", "seed", "step", "epoch", "split", "metric", "value"])
+        writer.writerows(dataclasses.astuple(p) for p in points)
+    num_examples = 300
+    base = _final_errors(points, base_arm)
+    rows = []
+    for arm in arms:
+        finals = _final_errors(points, arm)
+        mean, low, high = logit_ci(list(finals.values()), num_examples)
+        d, dlow, dhigh = diff_ci(list(finals.values()), list(base.values())) if base else (math.nan,) * 3
+        rows.append(
+            {
+                "arm": arm,
+                "batch_size": batches[arm],
+                "seeds": sorted(finals),
+                "final_top1_error_per_seed": [finals[s] for s in sorted(finals)],
+                "final_top1_error_mean": mean,
+                "final_top1_error_ci95": [low, high],
+                f"difference_to_{base_arm}": d,
+                f"difference_to_{base_arm}_ci95": [dlow, dhigh],
+            }
+        )
+    summary = {"metric": "validation top-1 error after the last epoch (300 test digits)", "rows": rows}
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    lines = [
+        "| global batch | final val top-1 error, mean (95% CI, logit t) | per seed | minus batch "
+        f"{batches[base_arm]} (95% CI, Welch) |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        low, high = r["final_top1_error_ci95"]
+        dlow, dhigh = r[f"difference_to_{base_arm}_ci95"]
+        per_seed = ", ".join(f"{100 * e:.1f}" for e in r["final_top1_error_per_seed"])
+        diff = (
+            "-"
+            if r["arm"] == base_arm
+            else f"{100 * r[f'difference_to_{base_arm}']:+.1f} ({100 * dlow:+.1f} to {100 * dhigh:+.1f})"
+        )
+        lines.append(
+            f"| {r['batch_size']} | {100 * r['final_top1_error_mean']:.1f}% ({100 * low:.1f}-{100 * high:.1f}) "
+            f"| {per_seed} | {diff} |"
+        )
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    _figure(points, arms, batches, os.path.join(out, "errors.png"))
+    return summary
