@@ -259,7 +259,8 @@ def load(path: str, step: int | None = None, ema: bool = True) -> tuple[models.I
 
     The model and its options come from the checkpoint's metadata. For a workdir, `step` picks a
     checkpoint (default: the newest readable one) and `ema` chooses the moving-average parameters
-    (the ones training evaluates) over the raw ones. Variables are numpy arrays on the host.
+    (the ones training evaluates) over the raw ones, with the averaged BatchNorm statistics where
+    training kept them (`config.ema_batch_stats`). Variables are numpy arrays on the host.
     """
     model, variables, _ = load_with_info(path, step, ema)
     return model, variables
