@@ -37,6 +37,38 @@ def checkpoint_dir(workdir: str) -> str:
     return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
+class StorageError(OSError):
+    """The workdir cannot hold the run's checkpoints (not writable, or too little space)."""
+
+
+def check_storage(workdir: str, state_bytes: int, copies: int = 2) -> None:
+    """Raises StorageError unless `workdir` can be created and written and, on a local file
+    system, has room for `copies` checkpoints of a state of `state_bytes`. Writes nothing."""
+    if "://" in workdir:
+        logging.info("%s is remote storage: its free space is not checked.", workdir)
+        return
+    path = os.path.abspath(os.path.expanduser(workdir))
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise StorageError(f"Cannot create the workdir {path}: {existing} is a file, not a directory.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = "a read-only file system" if _read_only(existing) else "no write permission"
+        raise StorageError(f"Cannot write the workdir {path}: {existing} allows no writing ({why}).")
+    free, need = shutil.disk_usage(existing).free, copies * state_bytes
+    if free < need:
+        raise StorageError(
+            f"No room for checkpoints in {path}: {free / 1e9:.2f} GB free on its file system, fewer than the "
+            f"{need / 1e9:.2f} GB of {copies} checkpoints of this state ({state_bytes / 1e9:.2f} GB each). "
+            "Free some space or use another --workdir."
+        )
+
+
+def _read_only(path: str) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
 def _manager(directory: str, max_to_keep: int | None = None, async_save: bool = False) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=True, enable_async_checkpointing=async_save, cleanup_tmp_directories=True

@@ -192,14 +192,15 @@ def train_and_evaluate(
     batch_sharding = NamedSharding(mesh, P("data"))
 
     is_main = jax.process_index() == 0
+    abstract = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state(model, tx, config)
+    )
+    # Before anything is written or compiled.
+    checkpoint.check_storage(workdir, sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(abstract)))
     writer = metric_writers.create_default_writer(workdir, just_logging=not is_main, asynchronous=True)
     ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints, async_save=True)
     # The config travels with every step, so evaluate.py needs no flags for this workdir.
     meta = {**checkpoint_meta(config, model.num_classes), "config": json.loads(config.to_json_best_effort())}
-
-    abstract = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state(model, tx, config)
-    )
 
     def newest_state() -> tuple[TrainState, int, Progress]:
         """The newest good checkpoint, or the initial state when there is none."""
