@@ -9,7 +9,7 @@ Builds no input pipeline and compiles nothing. The train split's size is known f
 
 from collections.abc import Sequence
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from inception_flax import config_check, recipe
@@ -24,6 +24,7 @@ flags.mark_flags_as_required(["config"])
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # jax's backend probing says nothing this script needs
     config = _CONFIG.value
     try:
         config_check.check(config)

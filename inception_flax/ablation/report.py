@@ -29,26 +29,36 @@ def check_target(study: Any) -> None:
         raise ValueError(f"target_top1_error={study.target_top1_error}: no run can be scored against it; use (0, 1).")
 
 
+def finished_points(workdir: str, runs) -> tuple[list[Point], list[str]]:
+    """The curves of every finished run (same length for all), and the names of the others."""
+    points: list[Point] = []
+    missing = []
+    for arm, seed, _ in runs:
+        path = runner.run_dir(workdir, arm, seed)
+        if os.path.exists(os.path.join(path, runner.DONE_FILE)):
+            points += read_curves(path, arm, seed)
+        else:
+            missing.append(f"{arm}/seed{seed}")
+    return points, missing
+
+
+def write_curves(points: list[Point], path: str) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["arm", "seed", "step", "epoch", "split", "metric", "value"])
+        writer.writerows(dataclasses.astuple(p) for p in points)
+
+
 def write_report(workdir: str, runs, study: Any, out: str | None = None) -> dict[str, Any]:
     """Reads every run with a metrics file; writes the report to `out` (default `<workdir>/report`)."""
     check_target(study)
     out = out or os.path.join(workdir, "report")
     os.makedirs(out, exist_ok=True)
-    points: list[Point] = []
-    missing = []
-    for arm, seed, _ in runs:
-        path = runner.run_dir(workdir, arm, seed)
-        if os.path.exists(os.path.join(path, runner.DONE_FILE)):  # finished runs only: same length for all
-            points += read_curves(path, arm, seed)
-        else:
-            missing.append(f"{arm}/seed{seed}")
+    points, missing = finished_points(workdir, runs)
     arms = [a for a in study.arms if any(p.arm == a for p in points)]
     if not arms:
         raise ValueError(f"{workdir} holds no run of this study yet: nothing to report.")
-    with open(os.path.join(out, "curves.csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["arm", "seed", "step", "epoch", "split", "metric", "value"])
-        writer.writerows(dataclasses.astuple(p) for p in points)
+    write_curves(points, os.path.join(out, "curves.csv"))
 
     summaries = {arm: summarize_arm(points, arm, study.target_top1_error) for arm in arms}
     alias = {"residual": "ir_v2", "ir_v2": "residual"}  # the same runs under the paper's pair name

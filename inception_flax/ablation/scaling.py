@@ -8,8 +8,6 @@ so it stays inside [0, 100]%, and the difference to the base batch with Welch's 
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
 import math
 import os
@@ -18,8 +16,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from inception_flax.ablation import runner
-from inception_flax.ablation.stats import Point, diff_ci, read_curves, series
+from inception_flax.ablation.report import finished_points, write_curves
+from inception_flax.ablation.stats import Point, diff_ci, series
 
 METRIC = ("val", "top1_error")
 
@@ -74,18 +72,11 @@ def _figure(points: list[Point], arms: list[str], batches: dict[str, int], path:
 def write_report(workdir: str, runs: list, batches: dict[str, int], base_arm: str, out: str) -> dict[str, Any]:
     """Reads every finished run; writes curves.csv, summary.json, summary.md and errors.png to `out`."""
     os.makedirs(out, exist_ok=True)
-    points: list[Point] = []
-    for arm, seed, _ in runs:
-        path = runner.run_dir(workdir, arm, seed)
-        if os.path.exists(os.path.join(path, runner.DONE_FILE)):
-            points += read_curves(path, arm, seed)
+    points, _ = finished_points(workdir, runs)
     arms = [a for a in batches if any(p.arm == a for p in points)]
     if not arms:
         raise ValueError(f"{workdir} holds no finished run of this study yet: nothing to report.")
-    with open(os.path.join(out, "curves.csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["arm", "seed", "step", "epoch", "split", "metric", "value"])
-        writer.writerows(dataclasses.astuple(p) for p in points)
+    write_curves(points, os.path.join(out, "curves.csv"))
     num_examples = 300
     base = _final_errors(points, base_arm)
     rows = []
