@@ -26,6 +26,7 @@ from inception_flax import config_base as common
 
 BATCHES = {"b16": 16, "b32": 32, "b64": 64, "b128": 128}
 TRAIN_IMAGES = 1_497  # the digits' train split
+EVAL_IMAGES = 300  # and their test split, the validation here
 
 
 @dataclasses.dataclass(frozen=True)

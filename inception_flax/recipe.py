@@ -7,6 +7,7 @@ this config would silently reinterpret. Imports no TensorFlow.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -157,8 +158,6 @@ def report(
     config: ml_collections.ConfigDict, train_images: int, json_path: str = "", plot_path: str = ""
 ) -> dict[str, Any]:
     """`summarize`, written as JSON and plotted where paths are given (what scripts/schedule.py does)."""
-    import json
-
     s = summarize(config, train_images)
     if json_path:
         with open(json_path, "w") as f:

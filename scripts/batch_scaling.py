@@ -22,7 +22,9 @@ from absl import app, flags, logging  # noqa: E402
 from inception_flax import ablation, data, train  # noqa: E402
 from inception_flax.ablation import scaling  # noqa: E402
 
-_CONFIG = flags.DEFINE_string("config", None, "Config file with get_config(arm), get_study(name) and BATCHES.")
+_CONFIG = flags.DEFINE_string(
+    "config", None, "Config file with get_config(arm), get_study(name), BATCHES and EVAL_IMAGES."
+)
 _STUDY = flags.DEFINE_string("study", "cpu", "Study defined in the config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "One subdirectory per run; the report in <workdir>/report.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Rebuild the report from what is on disk; train nothing.")
@@ -45,7 +47,7 @@ def main(argv: Sequence[str]) -> None:
         else:
             train.enable_compilation_cache(runs[0][2].compilation_cache_dir)
             ablation.run_study(_WORKDIR.value, runs)
-        scaling.write_report(_WORKDIR.value, runs, module.BATCHES, _BASE_ARM.value, out)
+        scaling.write_report(_WORKDIR.value, runs, module.BATCHES, _BASE_ARM.value, out, module.EVAL_IMAGES)
     except (ValueError, train.ConfigError, data.DatasetNotPreparedError) as e:
         raise SystemExit(f"error: {e}") from None
     with open(os.path.join(out, "summary.md")) as f:

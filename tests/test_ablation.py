@@ -133,3 +133,20 @@ def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
     proc = run([f"--config={config}", "--study=huge", f"--workdir={work}"])
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode != 0 and "Unknown study 'huge'; studies: tiny" in out
+
+
+def test_scaling_interval_on_the_logit_scale_stays_inside_0_1():
+    from scipy import stats as scipy_stats
+
+    from inception_flax.ablation.scaling import logit_ci
+
+    errors = [0.0, 0.01, 0.03]  # a t-interval of the raw rates would go below 0
+    mean, low, high = logit_ci(errors, num_examples=300)
+    z = [math.log(e / (1 - e)) for e in (0.5 / 300, 0.01, 0.03)]  # 0 moved half an example inwards
+    half = scipy_stats.t.ppf(0.975, 2) * scipy_stats.tstd(z) / math.sqrt(3)
+    m = sum(z) / 3
+    assert mean == pytest.approx(sum(errors) / 3)
+    assert low == pytest.approx(1 / (1 + math.exp(-(m - half)))) and high == pytest.approx(
+        1 / (1 + math.exp(-(m + half)))
+    )
+    assert 0 < low < high < 1

@@ -69,20 +69,23 @@ def _figure(points: list[Point], arms: list[str], batches: dict[str, int], path:
     plt.close(fig)
 
 
-def write_report(workdir: str, runs: list, batches: dict[str, int], base_arm: str, out: str) -> dict[str, Any]:
-    """Reads every finished run; writes curves.csv, summary.json, summary.md and errors.png to `out`."""
+def write_report(
+    workdir: str, runs: list, batches: dict[str, int], base_arm: str, out: str, eval_examples: int
+) -> dict[str, Any]:
+    """Reads every finished run; writes curves.csv, summary.json, summary.md and errors.png to `out`.
+
+    `eval_examples` (the validation split's size) bounds how far a 0% or 100% rate moves for its logit."""
     os.makedirs(out, exist_ok=True)
     points, _ = finished_points(workdir, runs)
     arms = [a for a in batches if any(p.arm == a for p in points)]
     if not arms:
         raise ValueError(f"{workdir} holds no finished run of this study yet: nothing to report.")
     write_curves(points, os.path.join(out, "curves.csv"))
-    num_examples = 300
     base = _final_errors(points, base_arm)
     rows = []
     for arm in arms:
         finals = _final_errors(points, arm)
-        mean, low, high = logit_ci(list(finals.values()), num_examples)
+        mean, low, high = logit_ci(list(finals.values()), eval_examples)
         d, dlow, dhigh = diff_ci(list(finals.values()), list(base.values())) if base else (math.nan,) * 3
         rows.append(
             {
@@ -96,7 +99,7 @@ def write_report(workdir: str, runs: list, batches: dict[str, int], base_arm: st
                 f"difference_to_{base_arm}_ci95": [dlow, dhigh],
             }
         )
-    summary = {"metric": "validation top-1 error after the last epoch (300 test digits)", "rows": rows}
+    summary = {"metric": f"validation top-1 error after the last epoch ({eval_examples} examples)", "rows": rows}
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     lines = [
