@@ -8,14 +8,15 @@ holds at any global batch:
 - the learning rate is per `base_batch_size` images and scales linearly with `batch_size`;
 - warm-up and decay are in epochs;
 - `ema_decay` and `bn_momentum` are per-step decays at a global batch of `decay_batch_size`; at
-  another batch B each becomes decay ** (B / decay_batch_size), so their windows stay the same
-  number of images (`scripts/schedule.py` prints them in epochs).
+  another batch B each becomes 1 - (1 - decay) * B / decay_batch_size, so their windows,
+  1 / (1 - decay) steps, stay the same number of images (`scripts/schedule.py` prints them in epochs).
 
 The paper's own asynchronous recipe (50 replicas each applying lr 0.045 to its own 32 images)
 is not a synchronous batch of 1600 at 0.045: that divides the rate per image by ~50. Its old
 reading stays reachable: `--config.learning_rate=0.045 --config.base_batch_size=1600
---config.cold_epochs=0 --config.warmup_epochs=0 --config.decay_batch_size=0 --config.ema_decay=0.9999
---config.bn_momentum=0.9997 --config.ema_warmup=False --config.ema_batch_stats=False`.
+--config.batch_size=1600 --config.cold_epochs=0 --config.warmup_epochs=0
+--config.decay_batch_size=0 --config.ema_decay=0.9999 --config.bn_momentum=0.9997
+--config.ema_warmup=False --config.ema_batch_stats=False`.
 """
 
 import ml_collections
