@@ -97,14 +97,13 @@ def format_summary(s: dict[str, Any]) -> str:
     )
 
 
-def plot(config: ml_collections.ConfigDict, train_images: int, path: str, title: str = "") -> None:
-    """PNG of the learning rate against epoch."""
+def plot(config: ml_collections.ConfigDict, s: dict[str, Any], path: str, title: str = "") -> None:
+    """PNG of the learning rate against epoch, for `config` and its `summarize` result `s`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s = summarize(config, train_images)
     schedule = optim.learning_rate_schedule(config, s["steps_per_epoch"])
     steps = np.unique(np.linspace(0, max(s["total_steps"] - 1, 0), 2000).astype(int))
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
@@ -163,5 +162,5 @@ def report(
         with open(json_path, "w") as f:
             json.dump(s, f, indent=1)
     if plot_path:
-        plot(config, train_images, plot_path)
+        plot(config, s, plot_path)
     return s

@@ -39,11 +39,7 @@ def main(argv: Sequence[str]) -> None:
         study = module.get_study(_STUDY.value)
         ablation.check_target(study)
         runs = ablation.run_configs(module.get_config, study)
-        if _REPORT_ONLY.value:
-            ablation.check_workdir(_WORKDIR.value, runs)
-        else:
-            train.enable_compilation_cache(runs[0][2].compilation_cache_dir)
-            ablation.run_study(_WORKDIR.value, runs)
+        ablation.train_or_check(_WORKDIR.value, runs, _REPORT_ONLY.value)
         summary = ablation.write_report(_WORKDIR.value, runs, study, _REPORT_DIR.value)
     except (ValueError, train.ConfigError, data.DatasetNotPreparedError) as e:
         raise SystemExit(f"error: {e}") from None

@@ -42,11 +42,7 @@ def main(argv: Sequence[str]) -> None:
     try:
         module = ablation.load_config_module(_CONFIG.value)
         runs = ablation.run_configs(module.get_config, module.get_study(_STUDY.value))
-        if _REPORT_ONLY.value:
-            ablation.check_workdir(_WORKDIR.value, runs)
-        else:
-            train.enable_compilation_cache(runs[0][2].compilation_cache_dir)
-            ablation.run_study(_WORKDIR.value, runs)
+        ablation.train_or_check(_WORKDIR.value, runs, _REPORT_ONLY.value)
         scaling.write_report(_WORKDIR.value, runs, module.BATCHES, _BASE_ARM.value, out, module.EVAL_IMAGES)
     except (ValueError, train.ConfigError, data.DatasetNotPreparedError) as e:
         raise SystemExit(f"error: {e}") from None

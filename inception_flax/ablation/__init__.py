@@ -1,7 +1,14 @@
 """The residual-vs-plain ablation: study runner, statistics, figures (`scripts/ablation.py`)."""
 
 from inception_flax.ablation.report import check_target, write_report
-from inception_flax.ablation.runner import check_workdir, load_config_module, run_configs, run_dir, run_study
+from inception_flax.ablation.runner import (
+    check_workdir,
+    load_config_module,
+    run_configs,
+    run_dir,
+    run_study,
+    train_or_check,
+)
 from inception_flax.ablation.stats import ArmSummary, mean_ci, ratio_ci, steps_to_target, summarize_arm, verdict
 
 __all__ = [
@@ -16,6 +23,7 @@ __all__ = [
     "run_study",
     "steps_to_target",
     "summarize_arm",
+    "train_or_check",
     "verdict",
     "write_report",
 ]

@@ -80,6 +80,15 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
         )
 
 
+def train_or_check(workdir: str, runs: list[tuple[str, int, ml_collections.ConfigDict]], report_only: bool) -> None:
+    """Trains every run not finished yet or, for a report only, checks that `workdir` holds these runs."""
+    if report_only:
+        check_workdir(workdir, runs)
+    else:
+        train.enable_compilation_cache(runs[0][2].compilation_cache_dir)
+        run_study(workdir, runs)
+
+
 def run_study(
     workdir: str,
     runs: list[tuple[str, int, ml_collections.ConfigDict]],
