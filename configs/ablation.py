@@ -1,25 +1,42 @@
 r"""The residual-vs-plain ablation (paper section 3.3, Figs. 21-26), one named arm per config.
 
-    python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation
-    python scripts/train.py --config configs/ablation.py:plain --workdir /tmp/plain        # one arm alone
-    python scripts/train.py --config configs/ablation.py:v4,imagenet --workdir gs://B/v4   # one ImageNet arm
+    python scripts/ablation.py --config configs/ablation.py --study pilot --workdir /tmp/pilot --parallel 2
+    python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation --parallel 2
+    python scripts/ablation.py --config configs/ablation.py --study scaling --workdir /tmp/scaling --parallel 2
+    python scripts/train.py --config configs/ablation.py:plain --workdir /tmp/plain         # one arm alone
+    python scripts/train.py --config configs/ablation.py:v4,imagenet --workdir gs://B/v4    # one ImageNet arm
 
-Arms (`get_config("<arm>[,imagenet]")`):
-- `plain` / `residual`: Inception-ResNet-v2 without / with its shortcuts, identical parameters.
-- the paper's pairs at similar cost: `v3` vs `ir_v1`, `v4` vs `ir_v2` (`ir_v2` is `residual`).
-- residual scale sweep on Inception-ResNet-v2: `scale1.0` (unscaled), `scale0.3`, `scale0.1` (one
-  scale for the A, B and C blocks; `residual` keeps the released 0.17 / 0.10 / 0.20).
+Arms (`get_config("<arm>[,cpu|pilot|imagenet]")`); each changes only what its line says:
+- `ir_v2` (also `residual`): Inception-ResNet-v2 as released (residual scales 0.17 / 0.10 / 0.20).
+- `plain`: `ir_v2` without its 40 shortcuts (`residual=False`). Each block's 1x1 projection then
+  ends in BatchNorm instead of a bias (`plain_bn`, as every other convolution of the network):
+  same trainable parameters (a BatchNorm offset per channel replaces each bias), plus the
+  projections' moving statistics (+91,520 non-trainable numbers at full width, +11,440 here).
+- the paper's pairs at similar cost: `v3` (Inception-v3) vs `ir_v1` (Inception-ResNet-v1), and
+  `v4` (Inception-v4) vs `ir_v2`.
+- residual scale on `ir_v2`: `scale1.0` (unscaled), `scale0.3`, `scale0.1` (one scale for the A, B
+  and C blocks instead of the released 0.17 / 0.10 / 0.20).
 
-Studies (`get_study(name)`): `cpu` runs every arm x 3 seeds on the embedded digits at width 0.125
-and 75 px (measured: see docs/ablation/summary.md); `imagenet` is the synchronous ImageNet recipe of
-`inception_flax/config_base.py` (see `configs/inception_v4.py`), one seed,
-each arm launched as its own job (the paper: Inception-v3 21.2 / 5.6, Inception-ResNet-v1 21.3 /
-5.5, Inception-v4 20.0 / 5.0, Inception-ResNet-v2 19.9 / 4.9 single-crop top-1 / top-5 error; the
-residual networks reach them clearly sooner).
+Studies (`get_study(name)`), on the embedded digits at width 0.125 and 75 px, batch 32:
+- `pilot`: every arm at 4 learning rates spanning 27x, one seed, 4 epochs; each arm's rate is the
+  one with the lowest validation error (mean of the last 3 evaluations), recorded in `RATES`.
+- `cpu`: every arm at its `RATES` entry, 5 seeds paired (a seed fixes initial weights where the
+  arms share layers, and the data order), 12 epochs with a staircase decay to 1/36 of the peak.
+- `scaling`: the scale arms at 3x their chosen rate, 5 seeds: runs that diverge or stall.
 
-Evaluation at CPU scale: the curves use the raw parameters of each step (`eval_with_ema=False`)
-with BatchNorm moving statistics of momentum 0.9 (about the last 10 steps): the paper's EMA (decay
-0.9999) and BatchNorm decay (0.9997) lag a run of a few hundred steps by most of its length.
+Splits: the 1,497 training digits are cut into a fixed validation set (`train[:300]`, 23-39 per
+class) for every curve and every choice, and 1,197 for training (37 steps an epoch); the 300 test
+digits are scored once per run, after its last step (`test_split`).
+
+Endpoints, fixed before the study ran (`Study`): speed is the number of training images until the
+validation top-1 error is at most 10% (`target_top1_error`); runs that never get there are
+censored at the run's length (restricted mean, Kaplan-Meier). Final accuracy is the mean of the
+last 3 validation evaluations (1.5 epochs) and the test score; an arm pair is called equivalent
+when the 90% interval of the paired difference lies within +-2 points (`equivalence_margin`, two
+one-sided tests at 5%). Three primary comparisons (the pairs), Holm-adjusted.
+
+Evaluation uses each step's raw parameters (`eval_with_ema=False`) with BatchNorm statistics of
+momentum 0.9 per 32 images (about the last 10 steps).
 """
 
 from __future__ import annotations
@@ -33,43 +50,67 @@ from inception_flax import config_base as common
 IR_V2 = "inception_resnet_v2"
 ARMS: dict[str, tuple[str, dict]] = {
     "plain": (IR_V2, {"residual": False}),
+    "ir_v2": (IR_V2, {"residual": True}),
     "residual": (IR_V2, {"residual": True}),
     "v3": ("inception_v3", {}),
     "ir_v1": ("inception_resnet_v1", {}),
     "v4": ("inception_v4", {}),
-    "ir_v2": (IR_V2, {"residual": True}),
     "scale1.0": (IR_V2, {"scale_a": 1.0, "scale_b": 1.0, "scale_c": 1.0}),
     "scale0.3": (IR_V2, {"scale_a": 0.3, "scale_b": 0.3, "scale_c": 0.3}),
     "scale0.1": (IR_V2, {"scale_a": 0.1, "scale_b": 0.1, "scale_c": 0.1}),
 }
 
+# Peak learning rate per 32 images of each arm, chosen by the pilot (docs/ablation/pilot.md).
+RATES: dict[str, float] = {
+    "plain": 0.045,
+    "ir_v2": 0.045,
+    "v3": 0.045,
+    "ir_v1": 0.045,
+    "v4": 0.045,
+    "scale1.0": 0.045,
+    "scale0.3": 0.045,
+    "scale0.1": 0.045,
+}
+RATES["residual"] = RATES["ir_v2"]
+PILOT_RATES = (0.005, 0.015, 0.045, 0.135)
+SCALING_FACTOR = 3.0  # the `scaling` study's rate: this many times each scale arm's chosen rate
+
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """Arms x seeds, the comparisons to report, and the error target for "steps to reach"."""
+    """Arms x seeds (x learning rates for a pilot), the comparisons and the endpoints."""
 
     arms: tuple[str, ...]
     seeds: tuple[int, ...]
-    scale: str  # "cpu" or "imagenet": the second part of each arm's config name
-    pairs: tuple[tuple[str, str], ...] = (("plain", "residual"), ("v3", "ir_v1"), ("v4", "ir_v2"))
-    sweep: tuple[str, ...] = ("scale1.0", "scale0.3", "residual", "scale0.1")
-    target_top1_error: float = 0.3
+    scale: str  # the second part of each arm's config name: cpu, pilot or imagenet
+    pairs: tuple[tuple[str, str], ...] = (("plain", "ir_v2"), ("v3", "ir_v1"), ("v4", "ir_v2"))
+    sweep: tuple[str, ...] = ("scale1.0", "scale0.3", "ir_v2", "scale0.1")
+    target_top1_error: float = 0.1
+    learning_rates: tuple[float, ...] = ()  # a pilot: every arm at each of these instead of RATES
+    rate_factor: float = 1.0  # every arm at this many times its RATES entry
+    test_split: str = ""  # scored once per run, after its last step
+    final_evals: int = 3  # final validation error: the mean of this many last evaluations
+    equivalence_margin: float = 0.02  # two one-sided tests on the paired final-error difference
+    stall_top1_error: float = 0.8  # a run ending above this validation error has not learned
 
 
+CPU_ARMS = ("plain", "ir_v2", "v3", "ir_v1", "v4", "scale1.0", "scale0.3", "scale0.1")
 STUDIES = {
-    # Target 50% top-1 error: within 161 steps the residual networks get there; whether the plain
-    # ones do is what the study measures.
-    "cpu": Study(
-        arms=("plain", "residual", "v3", "ir_v1", "v4", "scale1.0", "scale0.3", "scale0.1"),
-        seeds=(0, 1, 2),
+    "pilot": Study(arms=CPU_ARMS, seeds=(0,), scale="pilot", learning_rates=PILOT_RATES),
+    "cpu": Study(arms=CPU_ARMS, seeds=(0, 1, 2, 3, 4), scale="cpu", test_split="test"),
+    "scaling": Study(
+        arms=("scale1.0", "scale0.3", "scale0.1"),
+        seeds=(0, 1, 2, 3, 4),
         scale="cpu",
-        target_top1_error=0.5,
+        pairs=(),
+        sweep=("scale1.0", "scale0.3", "scale0.1"),
+        rate_factor=SCALING_FACTOR,
+        test_split="test",
     ),
     "imagenet": Study(
         arms=("v3", "ir_v1", "v4", "ir_v2", "plain", "scale1.0"),
         seeds=(0,),
         scale="imagenet",
-        pairs=(("v3", "ir_v1"), ("v4", "ir_v2"), ("plain", "ir_v2")),
         sweep=("scale1.0", "ir_v2"),
         target_top1_error=0.25,
     ),
@@ -82,8 +123,8 @@ def get_study(name: str) -> Study:
     return STUDIES[name]
 
 
-def get_config(arg: str | None = "residual") -> ml_collections.ConfigDict:
-    arm, _, scale = (arg or "residual").partition(",")
+def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
+    arm, _, scale = (arg or "ir_v2").partition(",")
     if arm not in ARMS:
         raise ValueError(f"Unknown arm {arm!r}; arms: {', '.join(ARMS)}.")
     model, options = ARMS[arm]
@@ -92,30 +133,31 @@ def get_config(arg: str | None = "residual") -> ml_collections.ConfigDict:
     c.model_options = ml_collections.ConfigDict(options)
     if model == IR_V2:
         c.weight_decay_biases = True  # slim's IR-v2 scope decays biases too
-    if scale in ("", "cpu"):
+    if scale in ("", "cpu", "pilot"):
         c.dataset = "inception_digits"
-        c.eval_split = "test"
+        c.train_split = "train[300:]"  # 1,197 digits: 37 steps an epoch
+        c.eval_split = "train[:300]"  # validation; the test digits are scored once, at the end
         c.width = 0.125
         c.image_size = 75
+        c.aux_logits = False  # the aux head needs 107 px; the pairs are compared without it
         c.crop_area_range = (0.35, 1.0)  # a 5% crop of an 8x8 digit carries no label
         c.batch_size = c.base_batch_size = 32
-        c.num_epochs = 3.5  # 161 steps of 46 an epoch: about 1-2.5 minutes per run on 2 cores
-        # The recipe the committed study ran with: lr 0.045 per 32 images, decays per step.
-        c.learning_rate = 0.045
+        c.learning_rate = RATES[arm]
         c.cold_epochs = 0.0
-        c.warmup_epochs = 0.5
-        c.bn_momentum = 0.9
-        c.ema_decay = 0.9
-        c.decay_batch_size = 0
-        c.ema_warmup = False
-        c.ema_batch_stats = False
+        c.lr_decay_rate = 0.7
+        # 12 epochs: 1 of warm-up, then x0.7 every epoch (the pilot: the same shape in 4 epochs).
+        c.num_epochs = 12.0 if scale != "pilot" else 4.0
+        c.warmup_epochs = c.lr_decay_epochs = c.num_epochs / 12
+        c.bn_momentum = 0.9  # per 32 images: about the last 10 steps
+        c.ema_decay = 0.99
+        c.decay_batch_size = 32
         c.eval_with_ema = False
         c.shuffle_buffer = 2000
-        c.log_every_steps = 23
-        c.eval_every_steps = 23
-        c.checkpoint_every_steps = 46
+        c.log_every_steps = 18
+        c.eval_every_steps = 18  # about every half epoch
+        c.checkpoint_every_steps = 111
         c.profile = False
         c.compilation_cache_dir = "~/.cache/inception_flax/xla"
     elif scale != "imagenet":
-        raise ValueError(f"Unknown scale {scale!r} in {arg!r}; use cpu (default) or imagenet.")
+        raise ValueError(f"Unknown scale {scale!r} in {arg!r}; use cpu (default), pilot or imagenet.")
     return c

@@ -1,14 +1,16 @@
 r"""Run a residual-vs-plain study (arms x seeds) and build its report.
 
-    python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation
+    python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation --parallel 2
     python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation --report_only
 
 Each run trains in `<workdir>/<arm>/seed<k>` with the normal loop. Rerunning the command skips
-finished runs and resumes an interrupted one. The report (curves.csv, summary.json, summary.md,
-PNG figures) goes to `<workdir>/report/`.
+finished runs and resumes an interrupted one. `--parallel N` trains N runs at a time, each on its
+own share of the CPUs. The report (curves.csv, summary.json, summary.md, PNG figures) goes to
+`<workdir>/report/`.
 """
 
 import os
+import sys
 from collections.abc import Sequence
 
 from inception_flax import runtime
@@ -26,6 +28,8 @@ _STUDY = flags.DEFINE_string("study", "cpu", "Study defined in the config file."
 _WORKDIR = flags.DEFINE_string("workdir", None, "One subdirectory per run; the report in <workdir>/report.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Rebuild the report from what is on disk; train nothing.")
 _REPORT_DIR = flags.DEFINE_string("report_dir", None, "Where the report goes (default <workdir>/report).")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs trained at once, each pinned to its own CPUs.")
+_SHARD = flags.DEFINE_string("shard", "", "k/N: train every N-th run from the k-th, and no report (a worker).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -39,9 +43,20 @@ def main(argv: Sequence[str]) -> None:
         study = module.get_study(_STUDY.value)
         ablation.check_target(study)
         runs = ablation.run_configs(module.get_config, study)
-        ablation.train_or_check(_WORKDIR.value, runs, _REPORT_ONLY.value)
+        test_split = getattr(study, "test_split", "")
+        if _SHARD.value:
+            index, _, count = _SHARD.value.partition("/")
+            ablation.train_or_check(_WORKDIR.value, ablation.shard(runs, int(index), int(count)), False, test_split)
+            return
+        if _PARALLEL.value > 1 and not _REPORT_ONLY.value:
+            ablation.check_workdir(_WORKDIR.value, runs)
+            command = [sys.executable, os.path.abspath(__file__), f"--config={_CONFIG.value}"]
+            command += [f"--study={_STUDY.value}", f"--workdir={_WORKDIR.value}"]
+            ablation.run_parallel(command, _PARALLEL.value)
+        else:
+            ablation.train_or_check(_WORKDIR.value, runs, _REPORT_ONLY.value, test_split)
         summary = ablation.write_report(_WORKDIR.value, runs, study, _REPORT_DIR.value)
-    except (ValueError, train.ConfigError, data.DatasetNotPreparedError) as e:
+    except (ValueError, RuntimeError, train.ConfigError, data.DatasetNotPreparedError) as e:
         raise SystemExit(f"error: {e}") from None
     out = _REPORT_DIR.value or os.path.join(_WORKDIR.value, "report")
     with open(os.path.join(out, "summary.md")) as f:

@@ -117,8 +117,27 @@ def test_param_counts_with_gamma_match_timm_style(name):
 @pytest.mark.parametrize("name", RESIDUAL)
 def test_plain_variant_has_identical_parameters(name):
     res = models.abstract_variables(models.create(name))
-    plain = models.abstract_variables(models.create(name, residual=False))
+    plain = models.abstract_variables(models.create(name, residual=False, plain_bn=False))
     assert jax.tree.map(lambda a: a.shape, res) == jax.tree.map(lambda a: a.shape, plain)
+
+
+@pytest.mark.parametrize("name", RESIDUAL)
+def test_plain_twin_normalises_its_projections(name):
+    """The default twin: every projection's bias becomes a BatchNorm offset (same trainable count)."""
+    res = models.abstract_variables(models.create(name))
+    plain = models.abstract_variables(models.create(name, residual=False))
+    count = lambda tree: sum(a.size for a in jax.tree.leaves(tree))  # noqa: E731
+    assert count(plain["params"]) == count(res["params"])
+    ups = [k for k in res["params"] if k.startswith("Block")]
+    assert len(ups) == {"inception_resnet_v1": 20, "inception_resnet_v2": 40}[name]
+    for block in ups:
+        bias = res["params"][block]["up"]["bias"]
+        assert plain["params"][block]["up"]["bn"]["bias"].shape == bias.shape
+        assert "bias" not in plain["params"][block]["up"]["conv"]
+        assert plain["batch_stats"][block]["up"]["bn"]["mean"].shape == bias.shape
+    # The moving statistics added: a mean and a variance per projected channel.
+    extra = count(plain["batch_stats"]) - count(res["batch_stats"])
+    assert extra == 2 * sum(res["params"][b]["up"]["bias"].size for b in ups)
 
 
 @pytest.mark.parametrize("name", models.names())
@@ -297,7 +316,7 @@ def test_bfloat16_compute_with_float32_params():
 @pytest.mark.parametrize("name", RESIDUAL)
 def test_residual_flag_changes_the_function(name):
     model, variables, x = _tiny(name)
-    plain = models.create(name, width=0.125, num_classes=7, residual=False)
+    plain = models.create(name, width=0.125, num_classes=7, residual=False, plain_bn=False)
     assert not np.allclose(model.apply(variables, x), plain.apply(variables, x))
 
 

@@ -6,7 +6,9 @@ from inception_flax.ablation.runner import (
     load_config_module,
     run_configs,
     run_dir,
+    run_parallel,
     run_study,
+    shard,
     train_or_check,
 )
 from inception_flax.ablation.stats import ArmSummary, mean_ci, ratio_ci, steps_to_target, summarize_arm, verdict
@@ -20,7 +22,9 @@ __all__ = [
     "ratio_ci",
     "run_configs",
     "run_dir",
+    "run_parallel",
     "run_study",
+    "shard",
     "steps_to_target",
     "summarize_arm",
     "train_or_check",

@@ -1,7 +1,9 @@
 """Runs a study (arms x seeds) with the normal training loop, one workdir per run, resumably.
 
-Layout: `<workdir>/<arm>/seed<k>/` is an ordinary training workdir (checkpoints, TensorBoard,
-`metrics.jsonl`) plus `run.json`, the settings it was started with, and `done.json` once finished.
+Layout: `<workdir>/<run>/seed<k>/` is an ordinary training workdir (checkpoints, TensorBoard,
+`metrics.jsonl`) plus `run.json`, the settings it was started with, and `done.json` once finished
+(with the test score when the study names a `test_split`, and `diverged` when training stopped on
+a non-finite loss). `<run>` is the arm, or `<arm>@lr<rate>` in a pilot over learning rates.
 Rerunning the study skips finished runs and resumes an interrupted one from its last checkpoint;
 a run whose recorded settings differ from what the config asks now is refused before anything
 trains, and nothing is overwritten.
@@ -41,17 +43,42 @@ def run_dir(workdir: str, arm: str, seed: int) -> str:
     return os.path.join(workdir, arm, f"seed{seed}")
 
 
+def pilot_name(arm: str, rate: float) -> str:
+    return f"{arm}@lr{rate:g}"
+
+
+def split_name(name: str) -> tuple[str, float | None]:
+    """(arm, pilot rate or None) of a run name."""
+    arm, _, rate = name.partition("@lr")
+    return arm, float(rate) if rate else None
+
+
 def run_configs(
     get_config: Callable[[str], ml_collections.ConfigDict], study: Any
 ) -> list[tuple[str, int, ml_collections.ConfigDict]]:
-    """(arm, seed, config) for every run of `study`, in the order they run (seed-major)."""
+    """(run name, seed, config) for every run of `study`, in the order they run (seed-major).
+
+    A study with `learning_rates` (a pilot) runs every arm at each rate; one with `rate_factor`
+    runs every arm at that multiple of its configured rate.
+    """
     runs = []
     for seed in study.seeds:
         for arm in study.arms:
-            config = get_config(f"{arm},{study.scale}")
-            config.seed = seed
-            runs.append((arm, seed, config))
+            for rate in getattr(study, "learning_rates", ()) or (None,):
+                config = get_config(f"{arm},{study.scale}")
+                config.seed = seed
+                if rate is not None:
+                    config.learning_rate = rate
+                config.learning_rate *= getattr(study, "rate_factor", 1.0)
+                runs.append((arm if rate is None else pilot_name(arm, rate), seed, config))
     return runs
+
+
+def shard(runs: list, index: int, count: int) -> list:
+    """Every `count`-th run from `index`: disjoint run directories for processes sharing a workdir."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: the index must be in [0, {count}).")
+    return runs[index::count]
 
 
 def _settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -80,21 +107,38 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
         )
 
 
-def train_or_check(workdir: str, runs: list[tuple[str, int, ml_collections.ConfigDict]], report_only: bool) -> None:
+def train_or_check(
+    workdir: str, runs: list[tuple[str, int, ml_collections.ConfigDict]], report_only: bool, test_split: str = ""
+) -> None:
     """Trains every run not finished yet or, for a report only, checks that `workdir` holds these runs."""
     if report_only:
         check_workdir(workdir, runs)
     else:
         train.enable_compilation_cache(runs[0][2].compilation_cache_dir)
-        run_study(workdir, runs)
+        run_study(workdir, runs, test_split=test_split)
+
+
+def score_test(path: str, config: ml_collections.ConfigDict, split: str) -> dict[str, float]:
+    """The last checkpoint of a finished run on `split`, evaluated as in training (raw or EMA weights)."""
+    from inception_flax.evaluation.runner import EvalRequest, evaluate
+
+    (result,) = evaluate(
+        EvalRequest(checkpoint=path, split=split, ema=config.eval_with_ema, batch_size=config.batch_size)
+    )
+    return {f"test_{k}": float(result[k]) for k in ("top1_error", "loss", "num_examples") if k in result}
 
 
 def run_study(
     workdir: str,
     runs: list[tuple[str, int, ml_collections.ConfigDict]],
     progress: Callable[[str], None] = print,
+    test_split: str = "",
 ) -> list[dict[str, Any]]:
-    """Trains every run not finished yet, in order; returns each run's final metrics (from done.json)."""
+    """Trains every run not finished yet, in order; returns each run's final metrics (from done.json).
+
+    A run that stops on a non-finite loss is finished too (`diverged`: its step), not an error: in
+    a study, how many runs diverge is a result.
+    """
     check_workdir(workdir, runs)
     for _, _, config in runs:  # every user error before the first run trains
         train.validate(config, os.path.join(workdir, "_probe_does_not_exist"))
@@ -114,7 +158,13 @@ def run_study(
         with open(os.path.join(path, SETTINGS_FILE), "w") as f:
             json.dump(_settings(config), f, indent=1, sort_keys=True)
         run_start = time.time()
-        result = train.train_and_evaluate(config, path)
+        try:
+            result = train.train_and_evaluate(config, path)
+        except train.NonFiniteError as e:
+            progress(f"{arm} seed {seed} diverged at step {e.step}: {e}")
+            result = {"diverged": e.step}
+        if test_split and "diverged" not in result:
+            result |= score_test(path, config, test_split)
         result = {"arm": arm, "seed": seed, "seconds": time.time() - run_start, **result}
         with open(done, "w") as f:
             json.dump(result, f)
@@ -123,3 +173,35 @@ def run_study(
         logging.info("Finished %s seed %d in %.0f s", arm, seed, result["seconds"])
     progress(f"All {len(runs)} runs finished ({trained} trained now, {(time.time() - start) / 60:.1f} min).")
     return results
+
+
+def cpu_groups(count: int) -> list[set[int]]:
+    """The CPUs this process may use, cut into `count` disjoint groups (one per worker)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not 1 <= count <= len(cpus):
+        raise ValueError(f"--parallel={count}: use 1 to {len(cpus)} (one worker per group of CPUs).")
+    return [set(cpus[i::count]) for i in range(count)]
+
+
+def run_parallel(command: list[str], count: int, progress: Callable[[str], None] = print) -> None:
+    """Runs `command + ["--shard=k/count"]` for every k at once, each pinned to its own CPUs.
+
+    Small networks use two cores poorly: two single-core workers train about twice the runs per
+    hour of one two-core process (docs/ablation/summary.md). Each worker trains every
+    `count`-th run, so the workers never share a run directory; a rerun resumes each where it stopped.
+    """
+    import subprocess
+
+    procs = []
+    for k, cpus in enumerate(cpu_groups(count)):
+        progress(f"worker {k}/{count} on CPUs {sorted(cpus)}")
+        procs.append(
+            subprocess.Popen(
+                [*command, f"--shard={k}/{count}"],
+                preexec_fn=lambda cpus=cpus: os.sched_setaffinity(0, cpus),  # noqa: PLW1509 -- no threads yet
+            )
+        )
+    codes = [p.wait() for p in procs]
+    failed = [k for k, code in enumerate(codes) if code]
+    if failed:
+        raise RuntimeError(f"worker(s) {failed} failed (exit {[codes[k] for k in failed]}); rerun to resume.")

@@ -100,6 +100,7 @@ class ConvBN(nn.Module):
     strides: tuple[int, int] = (1, 1)
     padding: str = "SAME"
     width: float = 1.0
+    activate: bool = True  # False: no ReLU (the plain twin's projection, whose block applies it)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -112,7 +113,7 @@ class ConvBN(nn.Module):
             name="conv",
         )(x)
         x = self.norm(name="bn")(x)
-        return nn.relu(x)
+        return nn.relu(x) if self.activate else x
 
 
 def avg_pool_3x3(x: Array, count_include_pad: bool = False) -> Array:

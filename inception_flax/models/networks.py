@@ -98,13 +98,9 @@ class Inception(nn.Module):
             # Two-pass variance: E[x^2]-E[x]^2 loses precision on post-ReLU activations in float32.
             use_fast_variance=False,
         )
-        conv = functools.partial(
-            ConvBN,
-            conv=functools.partial(Conv, dtype=self.dtype, kernel_init=self.kernel_init),
-            norm=norm,
-            width=self.width,
-        )
-        up = functools.partial(Conv, use_bias=True, dtype=self.dtype, kernel_init=self.kernel_init)
+        plain_conv = functools.partial(Conv, dtype=self.dtype, kernel_init=self.kernel_init)
+        conv = functools.partial(ConvBN, conv=plain_conv, norm=norm, width=self.width)
+        up = self._projection(plain_conv, norm)
         dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=XAVIER)
 
         x, aux_input = self._body(x, conv, up)
@@ -117,6 +113,10 @@ class Inception(nn.Module):
             if train:
                 return logits, jnp.asarray(aux, jnp.float32)
         return logits
+
+    def _projection(self, plain_conv: ModuleDef, norm: ModuleDef) -> ModuleDef:
+        """The residual blocks' linear 1x1 up-projection: a convolution with a bias, no BatchNorm."""
+        return functools.partial(plain_conv, use_bias=True)
 
     def _body(self, x: Array, conv: ModuleDef, up: ModuleDef) -> tuple[Array, Array]:
         """Returns (final feature map, input of the aux head)."""
@@ -179,16 +179,28 @@ class InceptionResNet(Inception):
     """Options shared by the residual networks.
 
     `scale_a/b/c` scale the residual branch of the A/B/C blocks (paper section 3.3).
-    `residual=False` removes every shortcut but keeps all layers: the plain twin of the same
-    architecture, for the residual-vs-plain ablation with identical parameter counts.
+    `residual=False` removes every shortcut, the plain twin of the same architecture for the
+    residual-vs-plain ablation. Its 1x1 projections then end in BatchNorm instead of a bias
+    (`plain_bn`), as every other convolution of Inception-v4 does: without the shortcut, an
+    undamped, un-normalised projection would feed the next block, which is a second change
+    besides the shortcut. The trainable parameter count is the same (BatchNorm's offset, no scale,
+    replaces the bias, channel for channel); the twin adds the projections' moving statistics.
+    `plain_bn=False` is the earlier twin (a biased projection; parameters identical in shape).
     """
 
     scale_a: float = 0.17
     scale_b: float = 0.10
     scale_c: float = 0.20
     residual: bool = True
+    plain_bn: bool = True
 
     kernel_init = staticmethod(XAVIER)
+
+    def _projection(self, plain_conv: ModuleDef, norm: ModuleDef) -> ModuleDef:
+        if self.residual or not self.plain_bn:
+            return super()._projection(plain_conv, norm)
+        # width 1.0: the block passes the channel count it needs, already scaled.
+        return functools.partial(ConvBN, conv=plain_conv, norm=norm, width=1.0, activate=False)
 
 
 class InceptionResNetV1(InceptionResNet):
