@@ -1,4 +1,5 @@
-"""A tiny study for the tests: plain vs residual Inception-ResNet-v1 (width 0.125, 75 px), 2 seeds, 4 steps."""
+"""Tiny studies for the tests: plain vs residual Inception-ResNet-v1 (width 0.125, 75 px), 2 seeds, 4 steps;
+and a pilot of the residual arm at 2 learning rates."""
 
 import dataclasses
 
@@ -15,14 +16,21 @@ class Study:
     pairs: tuple = (("plain", "residual"),)
     sweep: tuple = ()
     target_top1_error: float = 0.85
+    learning_rates: tuple = ()
+    test_split: str = "test[:16]"
+    final_evals: int = 1
+    equivalence_margin: float = 0.02
+    stall_top1_error: float = 0.8
 
 
 DATA_DIR = ""  # set by the test (a prepared TFDS dir)
 
 
 def get_study(name: str) -> Study:
+    if name == "tiny_pilot":
+        return Study(arms=("residual",), seeds=(0,), learning_rates=(0.01, 0.05))
     if name != "tiny":
-        raise ValueError(f"Unknown study {name!r}; studies: tiny.")
+        raise ValueError(f"Unknown study {name!r}; studies: tiny, tiny_pilot.")
     return Study()
 
 

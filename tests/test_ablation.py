@@ -1,5 +1,6 @@
 """The ablation study: statistics against hand-computed numbers, and a tiny study end to end."""
 
+import json
 import math
 import os
 import signal
@@ -8,16 +9,14 @@ import sys
 import time
 
 import pytest
+from scipy import stats as scipy_stats
 
-from inception_flax import ablation
-from inception_flax.ablation.stats import Point, diff_ci, summarize_arm
+from inception_flax.ablation.stats import Point, clopper_pearson, holm, kaplan_meier, paired, summarize_arm, tost
 from tests.test_train import ROOT
 
 
 def curve(arm, seed, errors, steps=(10, 20, 30, 40)):
-    return [Point(arm, seed, s, s / 10, "val", "top1_error", e) for s, e in zip(steps, errors, strict=True)] + [
-        Point(arm, seed, s, s / 10, "val", "top5_error", e / 2) for s, e in zip(steps, errors, strict=True)
-    ]
+    return [Point(arm, seed, s, s / 10, "val", "top1_error", e) for s, e in zip(steps, errors, strict=True)]
 
 
 # Three plain runs (one never reaches 0.3) and three residual runs, by hand:
@@ -25,32 +24,51 @@ PLAIN = [[0.9, 0.5, 0.3, 0.2], [0.9, 0.6, 0.4, 0.25], [0.9, 0.8, 0.6, 0.5]]
 RESIDUAL = [[0.6, 0.3, 0.2, 0.2], [0.5, 0.25, 0.2, 0.1], [0.7, 0.4, 0.3, 0.3]]
 POINTS = [p for i, e in enumerate(PLAIN) for p in curve("plain", i, e)]
 POINTS += [p for i, e in enumerate(RESIDUAL) for p in curve("residual", i, e)]
+ARGS = {"target": 0.3, "final_evals": 2, "images_per_step": 8, "num_steps": 40, "eval_examples": 300}
 
 
 def test_statistics_match_hand_computation():
-    plain = summarize_arm(POINTS, "plain", 0.3)
-    residual = summarize_arm(POINTS, "residual", 0.3)
-    # Steps to 0.3: plain 30, 40, never (counted at 40); residual 20, 20, 30.
-    assert plain.run_steps == [30.0, 40.0, 40.0] and plain.reached == 2
-    assert residual.run_steps == [20.0, 20.0, 30.0] and residual.reached == 3
-    # Final top-1 errors: plain 0.2, 0.25, 0.5: mean 0.31667, sd 0.16073, t(0.975, 2) = 4.3027.
-    m, low, high = plain.final_top1
-    assert m == pytest.approx(0.316667, abs=1e-6)
-    assert high - m == pytest.approx(4.302653 * 0.160728 / math.sqrt(3), rel=1e-5)
-    assert low == pytest.approx(2 * m - high)
-    assert residual.steps[0] == pytest.approx(70 / 3)
-    # Welch difference of final errors: residual 0.2, 0.1, 0.3 (mean 0.2) minus plain (0.31667).
-    d, dlow, dhigh = diff_ci(residual.final_top1_runs, plain.final_top1_runs)
-    assert d == pytest.approx(-0.116667, abs=1e-6) and dlow < d < dhigh
-    text = ablation.verdict(plain, residual, 0.3)
-    ratio = (70 / 3) / (110 / 3)
-    assert f"in {ratio:.2f}x the steps of plain" in text
-    assert "1 of 3 plain runs never got there" in text and "not significant" in text
+    plain = summarize_arm(POINTS, "plain", **ARGS)
+    residual = summarize_arm(POINTS, "residual", **ARGS)
+    # Steps to 0.3: plain 30, 40, never (censored at the run's 40 steps, the same number); residual 20, 20, 30. 8 images a step.
+    assert plain.images == {0: 240.0, 1: 320.0, 2: 320.0} and plain.reached == {0: True, 1: True, 2: False}
+    assert residual.images == {0: 160.0, 1: 160.0, 2: 240.0} and all(residual.reached.values())
+    assert plain.rmst[0] == pytest.approx(880 / 3)
+    # Final error: the mean of the last 2 evaluations per seed.
+    assert plain.final_val == pytest.approx({0: 0.25, 1: 0.325, 2: 0.55})
+    assert plain.stalled == () and plain.diverged == ()
+    # Paired differences residual - plain: images -80, -160, -80 (mean -106.67, sd 46.19, t(0.975, 2) = 4.3027).
+    c = paired(plain.images, residual.images)
+    assert c.mean == pytest.approx(-320 / 3)
+    assert c.high - c.mean == pytest.approx(4.302653 * 46.188022 / math.sqrt(3), rel=1e-5)
+    assert c.p == pytest.approx(2 * scipy_stats.t.sf((320 / 3) / (46.188022 / math.sqrt(3)), 2), rel=1e-6)
+    # Final errors residual 0.2, 0.15, 0.3 minus plain 0.25, 0.325, 0.55: -0.05, -0.175, -0.25.
+    f = paired(plain.final_val, residual.final_val)
+    assert f.diffs == pytest.approx((-0.05, -0.175, -0.25))
+    # TOST at a 0.5 margin: the larger one-sided p; at 0.05, far from equivalent.
+    se = scipy_stats.tstd(f.diffs) / math.sqrt(3)
+    assert tost(f.diffs, 0.5) == pytest.approx(scipy_stats.t.sf((f.mean + 0.5) / se, 2))  # nearer -0.5 than +0.5
+    assert tost(f.diffs, 0.5) < 0.05 < tost(f.diffs, 0.05)
+    # A diverged run counts at chance and never reaches the target.
+    div = summarize_arm(POINTS, "residual", **ARGS, diverged=[1])
+    assert div.final_val[1] == 0.9 and div.reached[1] is False and div.images[1] == 320.0 and div.diverged == (1,)
+
+
+def test_interval_helpers():
+    assert clopper_pearson(0, 5) == (0.0, pytest.approx(1 - 0.025 ** (1 / 5)))
+    assert clopper_pearson(5, 5) == (pytest.approx(0.025 ** (1 / 5)), 1.0)
+    low, high = clopper_pearson(2, 5)
+    assert low == pytest.approx(0.0527, abs=1e-4) and high == pytest.approx(0.8534, abs=1e-4)
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(holm([math.nan, 0.02])[0]) and holm([math.nan, 0.02])[1] == 0.02
+    # Kaplan-Meier: 4 runs reach at 10, 20, 20; one censored at 40.
+    t, s = kaplan_meier([10, 20, 20, 40], [True, True, True, False])
+    assert list(t) == [0, 10, 20] and s == pytest.approx([1, 0.75, 0.25])
 
 
 def test_summary_refuses_an_arm_without_a_curve():
     with pytest.raises(ValueError, match="nothing to score against"):
-        summarize_arm(POINTS, "v4", 0.3)
+        summarize_arm(POINTS, "v4", **ARGS)
 
 
 def run(args, **kwargs):
@@ -88,21 +106,23 @@ def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
     victim.wait()
     assert not (work / "plain" / "seed0" / "done.json").exists()
 
-    proc = run(args)
+    # Two workers, one CPU each: worker 0 resumes plain/seed0 and trains plain/seed1, worker 1 the residual runs.
+    proc = run([*args, "--parallel=2"])
     out, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:]
-    assert "Resumed inception_resnet_v1 from step 2" in out and "[run 4/4] residual seed 1" in out
+    assert "Resumed inception_resnet_v1 from step 2" in out and "[run 2/2] residual seed 1" in out
+    assert "worker 1/2 on CPUs" in out
     for arm in ("plain", "residual"):
         for seed in (0, 1):
-            assert (work / arm / f"seed{seed}" / "done.json").exists()
+            done = json.loads((work / arm / f"seed{seed}" / "done.json").read_text())
+            assert done["test_num_examples"] == 16 and 0 <= done["test_top1_error"] <= 1  # scored once, at the end
     report = work / "report"
     for name in (
         "curves.csv",
         "summary.json",
         "summary.md",
         "plain_vs_residual.png",
-        "plain_vs_residual_flops.png",
-        "all_arms.png",
+        "time_to_target.png",
         "training.png",
     ):
         assert (report / name).stat().st_size > 0, name
@@ -110,7 +130,13 @@ def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
     assert rows[0] == "arm,seed,step,epoch,split,metric,value"
     steps = {r.split(",")[2] for r in rows[1:] if ",val,top1_error," in r and r.startswith("plain,0,")}
     assert steps == {"2", "4"}  # the step replayed after the kill counts once
-    assert "plain vs residual" in (report / "summary.md").read_text()
+    text = (report / "summary.md").read_text()
+    assert "**plain vs residual**" in text and "TOST p =" in text and "test error" in text
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["arms"]["plain"]["test"] == {
+        "0": pytest.approx(json.loads((work / "plain" / "seed0" / "done.json").read_text())["test_top1_error"]),
+        "1": pytest.approx(json.loads((work / "plain" / "seed1" / "done.json").read_text())["test_top1_error"]),
+    }
 
     # Again: everything is finished, nothing trains; the report is rebuilt.
     proc = run(args)
@@ -133,6 +159,29 @@ def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
     proc = run([f"--config={config}", "--study=huge", f"--workdir={work}"])
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode != 0 and "Unknown study 'huge'; studies: tiny" in out
+
+
+def test_tiny_pilot_chooses_the_rate_with_the_lowest_validation_error(tmp_path):
+    from inception_flax import data
+
+    tfds_dir = str(tmp_path / "tfds")
+    data.get_source("inception_digits", tfds_dir)
+    config = tmp_path / "tiny_config.py"
+    config.write_text(
+        (ROOT / "tests" / "ablation_tiny.py").read_text().replace('DATA_DIR = ""', f"DATA_DIR = {tfds_dir!r}")
+    )
+    work = tmp_path / "pilot"
+    proc = run([f"--config={config}", "--study=tiny_pilot", f"--workdir={work}"])
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    for rate in ("0.01", "0.05"):
+        settings = json.loads((work / f"residual@lr{rate}" / "seed0" / "run.json").read_text())
+        assert settings["learning_rate"] == float(rate)
+    pilot = json.loads((work / "report" / "pilot.json").read_text())
+    errors = pilot["final_top1_error"]["residual"]
+    assert set(errors) == {"0.01", "0.05"}
+    assert pilot["chosen_learning_rate"]["residual"] == float(min(errors, key=errors.get))
+    assert (work / "report" / "pilot.png").stat().st_size > 0 and "| residual |" in out
 
 
 def test_scaling_interval_on_the_logit_scale_stays_inside_0_1():

@@ -11,7 +11,7 @@ from inception_flax.ablation.runner import (
     shard,
     train_or_check,
 )
-from inception_flax.ablation.stats import ArmSummary, mean_ci, ratio_ci, steps_to_target, summarize_arm, verdict
+from inception_flax.ablation.stats import ArmSummary, mean_ci, summarize_arm
 
 __all__ = [
     "ArmSummary",
@@ -19,15 +19,12 @@ __all__ = [
     "check_workdir",
     "load_config_module",
     "mean_ci",
-    "ratio_ci",
     "run_configs",
     "run_dir",
     "run_parallel",
     "run_study",
     "shard",
-    "steps_to_target",
     "summarize_arm",
     "train_or_check",
-    "verdict",
     "write_report",
 ]

@@ -1,6 +1,8 @@
-"""Figures of a study, laid out like the paper's (arXiv v2 Figs. 21-26): error against epoch and FLOPs.
+"""Figures of a study: validation error against epoch (one thin line per seed, the mean thick),
+time to the target error (Kaplan-Meier), training curves, and the learning-rate pilot.
 
-Each arm is drawn as the mean over seeds with the range across seeds shaded.
+Readable at README width: 100 dpi, fonts of 9 pt or more, errors in % on a log axis (the curves
+run from chance, 90%, down to a few %), chance drawn.
 """
 
 from __future__ import annotations
@@ -14,90 +16,127 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
-from inception_flax.ablation.stats import Point, series
+from inception_flax.ablation.stats import CHANCE_ERROR, Point, kaplan_meier, series
 
-DPI = 80  # small PNGs for the repository
-
-
-def _band(ax, points, arm, split, metric, x_scale=1.0, x_of="epoch", label=None, color=None):
-    runs = series(points, arm, split, metric)
-    if not runs:
-        return
-    steps = min((s for s, _ in runs.values()), key=len)  # a common grid: the shortest run's steps
-    values = np.stack([v[: len(steps)] for _, v in runs.values()])
-    if x_of == "epoch":
-        per_step = {p.step: p.epoch for p in points if p.arm == arm}
-        x = np.array([per_step[s] for s in steps])
-    else:
-        x = steps * x_scale
-    mean = values.mean(0)
-    (line,) = ax.plot(x, 100 * mean if "error" in metric else mean, label=label or arm, color=color)
-    low, high = values.min(0), values.max(0)
-    scale = 100 if "error" in metric else 1
-    ax.fill_between(x, scale * low, scale * high, alpha=0.2, color=line.get_color())
+DPI = 100
+FONT = 9
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _errors_figure(points, arms, path, title, x_of="epoch", flops_per_step=None):
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, metric in zip(axes, ("top1_error", "top5_error"), strict=True):
-        for arm in arms:
-            scale = flops_per_step[arm] / 1e12 if flops_per_step else 1.0
-            _band(ax, points, arm, "val", metric, x_scale=scale, x_of=x_of)
-        ax.set_xlabel("epoch" if x_of == "epoch" else "training TFLOPs")
-        ax.set_ylabel(f"validation {metric.replace('_', ' ')} (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+def _epochs(points: Sequence[Point], arm: str) -> dict[int, float]:
+    return {p.step: p.epoch for p in points if p.arm == arm}
+
+
+def _error_axes(ax, target: float | None = None) -> None:
+    ax.axhline(100 * CHANCE_ERROR, color="gray", ls=":", lw=1, label="chance (90%)")
+    if target is not None:
+        ax.axhline(100 * target, color="gray", ls="--", lw=1, label=f"target ({100 * target:.0f}%)")
+    ax.set_yscale("log")
+    ax.set_ylim(top=100)
+    ax.set_xlabel("epoch", fontsize=FONT + 1)
+    ax.set_ylabel("validation top-1 error (%)", fontsize=FONT + 1)
+    ax.tick_params(labelsize=FONT)
+    ax.grid(alpha=0.3, which="both")
+
+
+def _curves(ax, points: Sequence[Point], arm: str, color: str, label: str) -> None:
+    runs = series(points, arm, "val", "top1_error")
+    epoch = _epochs(points, arm)
+    for steps, values in runs.values():
+        ax.plot([epoch[s] for s in steps], 100 * values, color=color, lw=0.7, alpha=0.45)
+    steps = min((s for s, _ in runs.values()), key=len)  # a common grid: the shortest run's evaluations
+    mean = np.mean([v[: len(steps)] for _, v in runs.values()], axis=0)
+    ax.plot([epoch[s] for s in steps], 100 * mean, color=color, lw=2, label=f"{label} (mean of {len(runs)})")
+
+
+def curves_figure(points: Sequence[Point], arms: Sequence[str], path: str, title: str, target: float) -> str:
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, arm in enumerate(arms):
+        _curves(ax, points, arm, COLORS[i % len(COLORS)], arm)
+    _error_axes(ax, target)
+    ax.set_title(f"{title}\nthin: one seed; thick: mean over seeds", fontsize=FONT + 1)
+    ax.legend(fontsize=FONT)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
+    return path
 
 
-def pair_figures(points: Sequence[Point], pairs, flops_per_step: dict[str, float], out: str) -> list[str]:
-    """One figure per pair against epoch and one against training FLOPs (the pairs differ in cost)."""
-    files = []
-    for a, b in pairs:
-        name = os.path.join(out, f"{a}_vs_{b}.png")
-        _errors_figure(points, (a, b), name, f"{a} vs {b}: single-crop validation error")
-        files.append(name)
-        name = os.path.join(out, f"{a}_vs_{b}_flops.png")
-        _errors_figure(points, (a, b), name, f"{a} vs {b} against training compute", "flops", flops_per_step)
-        files.append(name)
-    return files
-
-
-def all_arms_figure(points: Sequence[Point], arms, out: str) -> str:
-    name = os.path.join(out, "all_arms.png")
-    _errors_figure(points, arms, name, "All arms: single-crop validation error")
-    return name
-
-
-def sweep_figure(points: Sequence[Point], arms, out: str) -> str:
-    name = os.path.join(out, "residual_scale.png")
-    _errors_figure(points, arms, name, "Residual scaling (Inception-ResNet-v2): 1.0 = unscaled")
-    return name
-
-
-def training_figure(points: Sequence[Point], arms, out: str) -> str:
-    """Train-mode loss and top-1 of every run: a run that diverged or 'died' stands out here."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+def time_to_target_figure(summaries: dict, arms: Sequence[str], length: float, target: float, path: str) -> str:
+    """Kaplan-Meier: the fraction of each arm's runs not yet at the target after so many images."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for i, arm in enumerate(arms):
-        color = colors[i % len(colors)]
-        for metric, ax in (("loss", axes[0]), ("top1", axes[1])):
-            for j, (steps, values) in enumerate(series(points, arm, "train", metric).values()):
-                ax.plot(steps, values, color=color, lw=1, alpha=0.8, label=arm if j == 0 else None)
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("train loss (with label smoothing)")
-    axes[1].set_ylabel("train top-1 (augmented batches)")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    axes[1].axhline(0.1, color="gray", ls=":", lw=1)  # chance on 10 classes
-    axes[1].legend(fontsize=7, ncol=2)
-    fig.suptitle("Training curves of every run (one line per seed)", fontsize=10)
+        s = summaries[arm]
+        xs, ys = kaplan_meier(list(s.images.values()), list(s.reached.values()))
+        xs, ys = np.append(xs, length), np.append(ys, ys[-1])
+        ax.step(xs / 1000, 100 * ys, where="post", color=COLORS[i % len(COLORS)], lw=1.8, label=arm)
+    ax.set_xlabel("training images (thousands); runs end at the right edge", fontsize=FONT + 1)
+    ax.set_ylabel(f"runs not yet at {100 * target:.0f}% error (%)", fontsize=FONT + 1)
+    ax.set_ylim(-3, 103)
+    ax.tick_params(labelsize=FONT)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=FONT, ncol=2)
+    ax.set_title(f"Time to {100 * target:.0f}% validation top-1 error (Kaplan-Meier)", fontsize=FONT + 1)
     fig.tight_layout()
-    name = os.path.join(out, "training.png")
-    fig.savefig(name, dpi=DPI)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
-    return name
+    return path
+
+
+def training_figure(points: Sequence[Point], arms: Sequence[str], path: str) -> str:
+    """Train-mode loss of every run: a run that diverged or 'died' stands out here."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for i, arm in enumerate(arms):
+        epoch = _epochs(points, arm)
+        for j, (steps, values) in enumerate(series(points, arm, "train", "loss").values()):
+            color = COLORS[i % len(COLORS)]
+            ax.plot([epoch[s] for s in steps], values, color=color, lw=0.8, alpha=0.7, label=arm if j == 0 else None)
+    ax.axhline(np.log(10), color="gray", ls=":", lw=1, label="ln 10 (uniform)")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch", fontsize=FONT + 1)
+    ax.set_ylabel("training loss (label smoothing 0.1)", fontsize=FONT + 1)
+    ax.tick_params(labelsize=FONT)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=FONT, ncol=2)
+    ax.set_title("Training loss of every run (one line per seed)", fontsize=FONT + 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def pilot_figure(
+    points: Sequence[Point], grid: dict[str, dict[float, str]], chosen: dict[str, float], path: str
+) -> str:
+    """One panel per arm: the validation curve at each pilot rate; the chosen one drawn thick."""
+    arms = list(grid)
+    cols = min(4, len(arms))
+    rows = -(-len(arms) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, arm in zip(axes.flat, arms, strict=False):
+        for i, (rate, run) in enumerate(sorted(grid[arm].items())):
+            epoch = _epochs(points, run)
+            for steps, values in series(points, run, "val", "top1_error").values():
+                lw = 2.2 if rate == chosen[arm] else 1.0
+                ax.plot([epoch[s] for s in steps], 100 * values, color=COLORS[i], lw=lw, label=f"{rate:g}")
+        ax.axhline(100 * CHANCE_ERROR, color="gray", ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set_title(f"{arm} (chosen {chosen[arm]:g})", fontsize=FONT + 1)
+        ax.tick_params(labelsize=FONT)
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes.flat[len(arms) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("val. top-1 error (%)", fontsize=FONT)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("epoch", fontsize=FONT)
+    axes.flat[0].legend(title="lr per 32", fontsize=FONT - 1, title_fontsize=FONT - 1)
+    fig.suptitle("Learning-rate pilot, one seed: thick = the rate chosen (lowest final validation error)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def figure_name(out: str, a: str, b: str) -> str:
+    return os.path.join(out, f"{a}_vs_{b}.png")

@@ -1,4 +1,8 @@
-"""A study's outputs rebuilt from what is on disk: curves.csv, summary.json, summary.md and figures."""
+"""A study's outputs rebuilt from what is on disk: curves.csv, summary.json, summary.md and figures.
+
+A pilot (a study over learning rates) gets pilot.json, pilot.md and pilot.png instead: each arm's
+final validation error at each rate and the rate chosen.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,27 @@ import os
 from typing import Any
 
 import ml_collections
+import numpy as np
 
 from inception_flax import models
 from inception_flax.ablation import plots, runner
-from inception_flax.ablation.stats import Point, read_curves, summarize_arm, verdict
+from inception_flax.ablation.stats import (
+    ArmSummary,
+    Point,
+    clopper_pearson,
+    holm,
+    paired,
+    read_curves,
+    series,
+    summarize_arm,
+    tost,
+)
 
 
-def training_flops_per_step(config: ml_collections.ConfigDict) -> float:
-    """Training FLOPs of one step: 3 x the forward pass (2 FLOPs a MAC) over the global batch."""
+def training_flops_per_image(config: ml_collections.ConfigDict) -> float:
+    """Training FLOPs per image: 3 x the forward pass (2 FLOPs a MAC)."""
     model = models.create(config.model, width=config.width, num_classes=10, **config.model_options.to_dict())
-    macs = sum(layer.macs for layer in models.trace_layers(model, config.image_size))
-    return 6.0 * macs * config.batch_size
+    return 6.0 * sum(layer.macs for layer in models.trace_layers(model, config.image_size))
 
 
 def check_target(study: Any) -> None:
@@ -30,7 +44,7 @@ def check_target(study: Any) -> None:
 
 
 def finished_points(workdir: str, runs) -> tuple[list[Point], list[str]]:
-    """The curves of every finished run (same length for all), and the names of the others."""
+    """The curves of every finished run, and the names of the others."""
     points: list[Point] = []
     missing = []
     for arm, seed, _ in runs:
@@ -42,6 +56,14 @@ def finished_points(workdir: str, runs) -> tuple[list[Point], list[str]]:
     return points, missing
 
 
+def _done(workdir: str, arm: str, seed: int) -> dict[str, Any] | None:
+    path = os.path.join(runner.run_dir(workdir, arm, seed), runner.DONE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def write_curves(points: list[Point], path: str) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -50,59 +72,114 @@ def write_curves(points: list[Point], path: str) -> None:
 
 
 def write_report(workdir: str, runs, study: Any, out: str | None = None) -> dict[str, Any]:
-    """Reads every run with a metrics file; writes the report to `out` (default `<workdir>/report`)."""
+    """Reads every finished run; writes the report to `out` (default `<workdir>/report`)."""
     check_target(study)
     out = out or os.path.join(workdir, "report")
     os.makedirs(out, exist_ok=True)
     points, missing = finished_points(workdir, runs)
-    arms = [a for a in study.arms if any(p.arm == a for p in points)]
-    if not arms:
-        raise ValueError(f"{workdir} holds no run of this study yet: nothing to report.")
+    if not points:
+        raise ValueError(f"{workdir} holds no finished run of this study yet: nothing to report.")
     write_curves(points, os.path.join(out, "curves.csv"))
+    if getattr(study, "learning_rates", ()):
+        return write_pilot(points, runs, study, out, missing)
+    return write_study(workdir, points, runs, study, out, missing)
 
-    summaries = {arm: summarize_arm(points, arm, study.target_top1_error) for arm in arms}
-    alias = {"residual": "ir_v2", "ir_v2": "residual"}  # the same runs under the paper's pair name
 
-    def arm_of(name):
-        return name if name in summaries else alias.get(name)
+# ---------------------------------------------------------------------------------------- pilot
+def final_error(points: list[Point], run: str, last: int) -> float:
+    """Mean over seeds of each run's mean of its last `last` validation errors."""
+    return float(np.mean([np.mean(v[-last:]) for _, v in series(points, run, "val", "top1_error").values()]))
 
-    def named(name):  # the pair's own name (ir_v2) on the runs it shares with another arm (residual)
-        return dataclasses.replace(summaries[arm_of(name)], arm=name)
 
-    comparisons = [
-        {
-            "plain": a,
-            "residual": b,
-            "verdict": verdict(named(a), named(b), study.target_top1_error),
-        }
-        for a, b in study.pairs
-        if arm_of(a) in summaries and arm_of(b) in summaries
-    ]
-    configs = {arm: cfg for arm, _, cfg in runs}  # seeds share an arm's network: trace each arm once
-    flops = {arm: training_flops_per_step(cfg) for arm, cfg in configs.items()}
-    for name in alias:
-        if name not in flops and arm_of(name) in flops:
-            flops[name] = flops[arm_of(name)]
-    pairs = [(arm_of(a), arm_of(b)) for a, b in study.pairs if arm_of(a) in summaries and arm_of(b) in summaries]
-    figures = plots.pair_figures(points, pairs, flops, out)
-    figures.append(plots.all_arms_figure(points, arms, out))
-    sweep = [arm_of(a) for a in study.sweep if arm_of(a) in summaries]
-    if sweep:
-        figures.append(plots.sweep_figure(points, sweep, out))
-    figures.append(plots.training_figure(points, arms, out))
-
-    summary = {
-        "target_top1_error": study.target_top1_error,
-        "arms": {arm: dataclasses.asdict(s) for arm, s in summaries.items()},
-        "comparisons": comparisons,
-        "missing_runs": missing,
-        "figures": [os.path.basename(f) for f in figures],
+def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[str]) -> dict[str, Any]:
+    grid: dict[str, dict[float, str]] = {}
+    for name, _, _ in runs:
+        arm, rate = runner.split_name(name)
+        if any(p.arm == name for p in points):
+            grid.setdefault(arm, {})[rate] = name
+    errors = {
+        arm: {rate: final_error(points, run, study.final_evals) for rate, run in g.items()} for arm, g in grid.items()
     }
-    with open(os.path.join(out, "summary.json"), "w") as f:
+    chosen = {arm: min(e, key=e.get) for arm, e in errors.items()}
+    rates = sorted({r for g in grid.values() for r in g})
+    lines = [
+        f"Final validation top-1 error (%, mean of the last {study.final_evals} evaluations; one seed) per peak "
+        "learning rate per 32 images. **Bold**: the rate chosen (lowest error).",
+        "",
+        "| arm | " + " | ".join(f"{r:g}" for r in rates) + " | chosen |",
+        "|---|" + "---|" * (len(rates) + 1),
+    ]
+    for arm, e in errors.items():
+        cells = [
+            "-" if r not in e else (f"**{100 * e[r]:.1f}**" if r == chosen[arm] else f"{100 * e[r]:.1f}") for r in rates
+        ]
+        edge = " (edge of the grid)" if chosen[arm] in (rates[0], rates[-1]) else ""
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {chosen[arm]:g}{edge} |")
+    if missing:
+        lines += ["", f"Runs not finished yet (left out): {', '.join(missing)}."]
+    figure = plots.pilot_figure(points, grid, chosen, os.path.join(out, "pilot.png"))
+    summary = {
+        "final_evals": study.final_evals,
+        "final_top1_error": {arm: {f"{r:g}": v for r, v in e.items()} for arm, e in errors.items()},
+        "chosen_learning_rate": chosen,
+        "missing_runs": missing,
+        "figures": [os.path.basename(figure)],
+    }
+    with open(os.path.join(out, "pilot.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(summary_markdown(summaries, comparisons, study.target_top1_error, missing))
+    with open(os.path.join(out, "summary.md"), "w") as f:  # what the script prints
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.join(out, "pilot.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
     return summary
+
+
+# ---------------------------------------------------------------------------------------- study
+def compare(a: ArmSummary, b: ArmSummary, margin: float) -> dict[str, Any]:
+    """b against a, paired by seed: speed (restricted images), final validation error, test error."""
+    speed = paired(a.images, b.images)
+    final = paired(a.final_val, b.final_val)
+    test = paired(a.test, b.test) if a.test and b.test else None
+    final90 = paired(a.final_val, b.final_val, level=0.90)
+    return {
+        "plain": a.arm,
+        "residual": b.arm,
+        "speed": dataclasses.asdict(speed),
+        "final_val": dataclasses.asdict(final),
+        "final_val_ci90": [final90.low, final90.high],
+        "tost_p": tost(final.diffs, margin),
+        "test": dataclasses.asdict(test) if test else None,
+    }
+
+
+def _k(images: float) -> str:
+    return f"{images / 1000:.1f}k"
+
+
+def verdict(c: dict[str, Any], a: ArmSummary, b: ArmSummary, target: float, margin: float) -> str:
+    """The comparison in words, every figure from `c` (b = the residual arm, a = its partner)."""
+    s, f = c["speed"], c["final_val"]
+    reach = lambda x: f"{sum(x.reached.values())}/{len(x.reached)}"  # noqa: E731
+    speed = (
+        f"to {100 * target:.0f}% validation error: {b.arm} {reach(b)} runs, {a.arm} {reach(a)}; restricted mean "
+        f"{_k(b.rmst[0])} vs {_k(a.rmst[0])} images, paired difference {_k(s['mean'])} "
+        f"(95% CI {_k(s['low'])} to {_k(s['high'])}, Holm p = {c['speed_p_holm']:.3g})"
+    )
+    equivalent = c["tost_p"] < 0.05
+    final = (
+        f"final validation error {100 * b.final_val_ci[0]:.1f}% vs {100 * a.final_val_ci[0]:.1f}%, paired "
+        f"difference {100 * f['mean']:+.1f} points (95% CI {100 * f['low']:+.1f} to {100 * f['high']:+.1f}, Holm p = "
+        f"{c['final_p_holm']:.3g}); {'equivalent' if equivalent else 'not shown equivalent'} within "
+        f"+-{100 * margin:.0f} points (TOST p = {c['tost_p']:.3g})"
+    )
+    test = ""
+    if c["test"]:
+        t = c["test"]
+        test = (
+            f"; test error {100 * b.test_ci[0]:.1f}% vs {100 * a.test_ci[0]:.1f}% (paired {100 * t['mean']:+.1f}, "
+            f"95% CI {100 * t['low']:+.1f} to {100 * t['high']:+.1f})"
+        )
+    return f"Speed {speed}. Final: {final}{test}."
 
 
 def _pct(ci) -> str:
@@ -110,21 +187,114 @@ def _pct(ci) -> str:
     return f"{100 * m:.1f} ({100 * low:.1f}-{100 * high:.1f})" if not math.isnan(low) else f"{100 * m:.1f}"
 
 
-def summary_markdown(summaries, comparisons, target: float, missing) -> str:
-    lines = [
-        f"| arm | seeds | final top-1 error % (95% CI) | final top-5 error % (95% CI) | runs reaching {target:.0%} top-1 error | steps to reach it (95% CI) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for s in summaries.values():
-        steps = (
-            f"{s.steps[0]:.0f} ({s.steps[1]:.0f}-{s.steps[2]:.0f})"
-            if not math.isnan(s.steps[1])
-            else f"{s.steps[0]:.0f}"
+def _count(seeds, n: int) -> str:
+    low, high = clopper_pearson(len(seeds), n)
+    return f"{len(seeds)}/{n} ({100 * low:.0f}-{100 * high:.0f}%)"
+
+
+def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, missing: list[str]) -> dict[str, Any]:
+    configs = {arm: cfg for arm, _, cfg in runs}
+    arms = [a for a in study.arms if any(p.arm == a for p in points)]
+    summaries, flops = {}, {}
+    for arm in arms:
+        done = {seed: _done(workdir, arm, seed) for a, seed, _ in runs if a == arm}
+        done = {s: d for s, d in done.items() if d is not None}
+        cfg = configs[arm]
+        steps = max(p.step for p in points if p.arm == arm and p.split == "val")
+        summaries[arm] = summarize_arm(
+            points,
+            arm,
+            target=study.target_top1_error,
+            final_evals=study.final_evals,
+            images_per_step=cfg.batch_size,
+            num_steps=steps,
+            eval_examples=int(next(iter(done.values())).get("eval_num_examples", 300)),
+            tests={s: d["test_top1_error"] for s, d in done.items() if "test_top1_error" in d},
+            diverged=[s for s, d in done.items() if "diverged" in d],
+            stall_error=study.stall_top1_error,
         )
-        if s.reached < s.seeds:
-            steps = f">= {steps}"  # a run that never got there counts at its full length
+        flops[arm] = training_flops_per_image(cfg)
+    pairs = [(a, b) for a, b in study.pairs if a in summaries and b in summaries]
+    comparisons = [compare(summaries[a], summaries[b], study.equivalence_margin) for a, b in pairs]
+    for key, name in (("speed", "speed_p_holm"), ("final_val", "final_p_holm")):
+        for c, p in zip(comparisons, holm([c[key]["p"] for c in comparisons]), strict=True):
+            c[name] = p
+    for c in comparisons:
+        c["verdict"] = verdict(
+            c, summaries[c["plain"]], summaries[c["residual"]], study.target_top1_error, study.equivalence_margin
+        )
+
+    figures = [
+        plots.curves_figure(
+            points, pair, plots.figure_name(out, *pair), f"{pair[0]} vs {pair[1]}", study.target_top1_error
+        )
+        for pair in pairs
+    ]
+    sweep = [a for a in study.sweep if a in summaries]
+    if sweep:
+        figures.append(
+            plots.curves_figure(
+                points,
+                sweep,
+                os.path.join(out, "residual_scale.png"),
+                "Residual scale (IR-v2)",
+                study.target_top1_error,
+            )
+        )
+    length = max(max(s.images.values()) for s in summaries.values())
+    figures.append(
+        plots.time_to_target_figure(
+            summaries, arms, length, study.target_top1_error, os.path.join(out, "time_to_target.png")
+        )
+    )
+    figures.append(plots.training_figure(points, arms, os.path.join(out, "training.png")))
+
+    summary = {
+        "target_top1_error": study.target_top1_error,
+        "final_evals": study.final_evals,
+        "equivalence_margin": study.equivalence_margin,
+        "stall_top1_error": study.stall_top1_error,
+        "learning_rates": {arm: configs[arm].learning_rate for arm in arms},
+        "training_gflops_per_image": {arm: flops[arm] / 1e9 for arm in arms},
+        "arms": {arm: _jsonable(dataclasses.asdict(s)) for arm, s in summaries.items()},
+        "comparisons": comparisons,
+        "missing_runs": missing,
+        "figures": [os.path.basename(f) for f in figures],
+    }
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(summary_markdown(summaries, comparisons, study, configs, flops, missing))
+    return summary
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def summary_markdown(summaries, comparisons, study, configs, flops, missing) -> str:
+    target = study.target_top1_error
+    lines = [
+        f"Validation: {study.final_evals} last evaluations averaged; test: scored once after the last step. "
+        "Errors in %, mean over seeds with a 95% t-interval on the logit scale (stays inside 0-100). "
+        f"Images to {100 * target:.0f}%: restricted mean over seeds (runs that never get there count at the run's "
+        "length) with a t-interval. Counts with exact (Clopper-Pearson) 95% intervals.",
+        "",
+        f"| arm | lr / 32 | train GFLOPs / image | seeds | final val. error % | test error % | reach {100 * target:.0f}% "
+        f"| images to {100 * target:.0f}% (RMST) | stalled (> {100 * study.stall_top1_error:.0f}%) | diverged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arm, s in summaries.items():
+        n = len(s.seeds)
+        rmst = f"{_k(s.rmst[0])}" + (f" ({_k(s.rmst[1])}-{_k(s.rmst[2])})" if not math.isnan(s.rmst[1]) else "")
         lines.append(
-            f"| {s.arm} | {s.seeds} | {_pct(s.final_top1)} | {_pct(s.final_top5)} | {s.reached}/{s.seeds} | {steps} |"
+            f"| {arm} | {configs[arm].learning_rate:g} | {flops[arm] / 1e9:.2f} | {n} | {_pct(s.final_val_ci)} | "
+            f"{_pct(s.test_ci) if s.test else '-'} | {_count([k for k, v in s.reached.items() if v], n)} | {rmst} | "
+            f"{_count(s.stalled, n)} | {_count(s.diverged, n)} |"
         )
     lines.append("")
     lines += [f"- **{c['plain']} vs {c['residual']}**: {c['verdict']}" for c in comparisons]

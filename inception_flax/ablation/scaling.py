@@ -14,26 +14,11 @@ import os
 from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from inception_flax.ablation.report import finished_points, write_curves
-from inception_flax.ablation.stats import Point, diff_ci, series
+from inception_flax.ablation.stats import Point, diff_ci, logit_ci, series
 
 METRIC = ("val", "top1_error")
-
-
-def logit_ci(errors: list[float], num_examples: int, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high) of error rates: a t-interval of their logits, mapped back (inside [0, 1]).
-
-    A rate of 0 or 1 is moved half an example inwards before the logit."""
-    x = np.clip(np.asarray(errors, np.float64), 0.5 / num_examples, 1 - 0.5 / num_examples)
-    z = np.log(x / (1 - x))
-    mean = float(np.mean(errors))
-    if len(z) < 2:
-        return mean, math.nan, math.nan
-    half = scipy_stats.t.ppf(0.5 + level / 2, len(z) - 1) * z.std(ddof=1) / math.sqrt(len(z))
-    low, high = (1 / (1 + math.exp(-(z.mean() + s * half))) for s in (-1, 1))
-    return mean, low, high
 
 
 def _final_errors(points: list[Point], arm: str) -> dict[int, float]:

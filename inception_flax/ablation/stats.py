@@ -1,9 +1,20 @@
-"""Statistics of a study: curves read back from disk, final errors, steps to a target, speed-ups.
+"""Statistics of a study: curves read back from disk, and the endpoints fixed before it ran.
 
-Intervals are 95% over seeds: Student's t for means and for differences of means (Welch), and a
-ratio of means with a percentile bootstrap over seeds (10,000 resamples, fixed seed). A run that
-never reaches the target error is counted at its full length and marked: figures built on it are
-bounds, said so in the verdict, never dropped.
+Each arm's runs are paired with the other arms' by seed (same data order; the same initial weights
+where the arms share layers), so comparisons are paired differences over seeds:
+
+- speed: training images until the validation top-1 error first reaches the target. A run that
+  never gets there is censored at its length; every run stops at the same length, so the
+  restricted time min(T, length) is known for every run, its mean is the restricted mean time
+  (RMST, the area under the Kaplan-Meier curve up to that length) and paired differences of it
+  need no assumption on the censored runs. A ratio of censored counts is never formed.
+- final error: the mean of the last few validation evaluations (and, separately, the test score),
+  a paired t-interval of the difference, and two one-sided tests (TOST) against a margin.
+- an arm's mean error: a t-interval of the per-seed logits mapped back, so it stays in [0, 100]%
+  (a t-interval of the raw rates goes below 0 when errors are near 0 and seeds few).
+- counts of runs (diverged, stalled, reached): exact Clopper-Pearson intervals.
+Intervals are 95% unless said; TOST uses the 90% interval (5% each side). Multiple comparisons:
+p-values of the pairs are Holm-adjusted within each endpoint.
 """
 
 from __future__ import annotations
@@ -17,10 +28,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from inception_flax.train import METRICS_FILE
-
-CURVE_METRICS = {"eval_top1_error": "val", "eval_top5_error": "val", "eval_loss": "val"}
-CURVE_METRICS |= {"train_loss": "train", "train_top1": "train", "train_top5": "train"}
+METRICS_FILE = "metrics.jsonl"  # written by the training loop (train.METRICS_FILE)
+CURVE_METRICS = {"eval_top1_error": "val", "eval_loss": "val", "train_loss": "train", "train_top1": "train"}
+CHANCE_ERROR = 0.9  # 10 classes; also the final error counted for a run that diverged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +79,7 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float,
 
 
 def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """mean(a) - mean(b) with Welch's t interval."""
+    """mean(a) - mean(b) with Welch's t interval (unpaired)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     d = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
@@ -82,86 +92,150 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tupl
     return d, d - half, d + half
 
 
-def ratio_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95, resamples: int = 10_000):
-    """mean(a) / mean(b) with a percentile bootstrap over seeds (each arm resampled on its own)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    rng = np.random.default_rng(0)
-    ra = a[rng.integers(0, len(a), (resamples, len(a)))].mean(1)
-    rb = b[rng.integers(0, len(b), (resamples, len(b)))].mean(1)
-    low, high = np.percentile(ra / rb, [50 * (1 - level), 50 * (1 + level)])
-    return float(a.mean() / b.mean()), float(low), float(high)
+def logit_ci(errors: Sequence[float], num_examples: int, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of error rates: a t-interval of their logits, mapped back (inside [0, 1]).
+
+    A rate of 0 or 1 is moved half an example inwards before the logit."""
+    x = np.clip(np.asarray(errors, np.float64), 0.5 / num_examples, 1 - 0.5 / num_examples)
+    z = np.log(x / (1 - x))
+    mean = float(np.mean(errors))
+    if len(z) < 2:
+        return mean, math.nan, math.nan
+    half = scipy_stats.t.ppf(0.5 + level / 2, len(z) - 1) * z.std(ddof=1) / math.sqrt(len(z))
+    low, high = (1 / (1 + math.exp(-(z.mean() + s * half))) for s in (-1, 1))
+    return mean, low, high
 
 
-def steps_to_target(steps: np.ndarray, errors: np.ndarray, target: float) -> int | None:
-    """First evaluated step whose error is at or below `target`; None if the run never gets there."""
+@dataclasses.dataclass(frozen=True)
+class Paired:
+    """b - a over the seeds both arms ran: mean, t-interval, two-sided p (paired t-test)."""
+
+    seeds: tuple[int, ...]
+    diffs: tuple[float, ...]
+    mean: float
+    low: float
+    high: float
+    p: float
+
+
+def paired(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> Paired:
+    seeds = tuple(sorted(a.keys() & b.keys()))
+    d = np.array([b[s] - a[s] for s in seeds], np.float64)
+    if len(d) < 2:
+        m = float(d.mean()) if len(d) else math.nan
+        return Paired(seeds, tuple(d.tolist()), m, math.nan, math.nan, math.nan)
+    m, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+        return Paired(seeds, tuple(d.tolist()), m, m, m, 1.0 if m == 0 else 0.0)
+    se = sd / math.sqrt(len(d))
+    half = scipy_stats.t.ppf(0.5 + level / 2, len(d) - 1) * se
+    p = 2 * scipy_stats.t.sf(abs(m) / se, len(d) - 1)
+    return Paired(seeds, tuple(d.tolist()), m, m - half, m + half, float(p))
+
+
+def tost(diffs: Sequence[float], margin: float) -> float:
+    """p-value of two one-sided paired t-tests that |mean difference| < margin (equivalent if < 0.05)."""
+    d = np.asarray(diffs, np.float64)
+    if len(d) < 2:
+        return math.nan
+    m, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+        return 0.0 if abs(m) < margin else 1.0
+    se = sd / math.sqrt(len(d))
+    lower = scipy_stats.t.sf((m + margin) / se, len(d) - 1)  # H0: mean <= -margin
+    upper = scipy_stats.t.cdf((m - margin) / se, len(d) - 1)  # H0: mean >= +margin
+    return float(max(lower, upper))
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval of k successes in n trials."""
+    alpha = 1 - level
+    low = 0.0 if k == 0 else float(scipy_stats.beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(scipy_stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error), in the input order; NaN stays NaN."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    adjusted = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def time_to_target(steps: np.ndarray, errors: np.ndarray, target: float, length: int) -> tuple[int, bool]:
+    """(first evaluated step with error <= target, True), or (`length`, False): censored at the run's end."""
     hit = np.nonzero(errors <= target)[0]
-    return int(steps[hit[0]]) if len(hit) else None
+    return (int(steps[hit[0]]), True) if len(hit) else (length, False)
+
+
+def kaplan_meier(times: Sequence[float], events: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """(times, fraction of runs not yet at the target just after each time), starting at (0, 1)."""
+    t = np.asarray(times, np.float64)
+    e = np.asarray(events, bool)
+    xs, ys, alive = [0.0], [1.0], 1.0
+    for time in np.unique(t[e]):
+        at_risk = np.sum(t >= time)
+        alive *= 1 - np.sum((t == time) & e) / at_risk
+        xs.append(float(time))
+        ys.append(alive)
+    return np.array(xs), np.array(ys)
 
 
 @dataclasses.dataclass(frozen=True)
 class ArmSummary:
+    """One arm over its seeds; errors are rates in [0, 1], times in training images."""
+
     arm: str
-    seeds: int
-    final_top1: tuple[float, float, float]  # mean, CI low, CI high (error, 0..1)
-    final_top5: tuple[float, float, float]
-    reached: int  # runs that reached the target
-    steps: tuple[float, float, float]  # steps to target, non-reaching runs counted at full length
-    run_steps: list[float]  # per seed (censored at the run length when the target was not reached)
-    final_top1_runs: list[float]
+    seeds: tuple[int, ...]
+    final_val: dict[int, float]  # per seed: mean of the last `final_evals` validation errors
+    final_val_ci: tuple[float, float, float]  # mean, logit-t 95% interval
+    test: dict[int, float]  # per seed: the test score after the last step (empty without a test split)
+    test_ci: tuple[float, float, float]
+    images: dict[int, float]  # per seed: images to the target, censored at the run's length
+    reached: dict[int, bool]
+    rmst: tuple[float, float, float]  # restricted mean images, t-interval over seeds
+    diverged: tuple[int, ...]  # seeds that stopped on a non-finite loss
+    stalled: tuple[int, ...]  # seeds whose final validation error is above the stall threshold
 
 
-def summarize_arm(points: Sequence[Point], arm: str, target: float) -> ArmSummary:
-    top1 = series(points, arm, "val", "top1_error")
-    top5 = series(points, arm, "val", "top5_error")
-    if not top1:
+def summarize_arm(
+    points: Sequence[Point],
+    arm: str,
+    *,
+    target: float,
+    final_evals: int,
+    images_per_step: int,
+    num_steps: int,
+    eval_examples: int,
+    tests: dict[int, float] | None = None,
+    diverged: Sequence[int] = (),
+    stall_error: float = 0.8,
+) -> ArmSummary:
+    curves = series(points, arm, "val", "top1_error")
+    if not curves:
         raise ValueError(f"No validation curve for arm {arm!r}: nothing to score against.")
-    finals1 = [v[-1] for _, v in top1.values()]
-    finals5 = [v[-1] for _, v in top5.values()]
-    reach = [steps_to_target(s, v, target) for s, v in top1.values()]
-    censored = [float(r) if r is not None else float(s[-1]) for r, (s, _) in zip(reach, top1.values(), strict=True)]
+    final, images, reached = {}, {}, {}
+    for seed, (steps, errors) in curves.items():
+        # A diverged run ends at chance: its last evaluations are not a final accuracy.
+        final[seed] = CHANCE_ERROR if seed in diverged else float(np.mean(errors[-final_evals:]))
+        step, hit = time_to_target(steps, errors, target, num_steps)
+        hit = hit and seed not in diverged
+        images[seed], reached[seed] = float((step if hit else num_steps) * images_per_step), hit
+    tests = tests or {}
     return ArmSummary(
         arm=arm,
-        seeds=len(top1),
-        final_top1=mean_ci(finals1),
-        final_top5=mean_ci(finals5),
-        reached=sum(r is not None for r in reach),
-        steps=mean_ci(censored),
-        run_steps=censored,
-        final_top1_runs=finals1,
+        seeds=tuple(curves),
+        final_val=final,
+        final_val_ci=logit_ci(list(final.values()), eval_examples),
+        test=tests,
+        test_ci=logit_ci(list(tests.values()), eval_examples) if tests else (math.nan,) * 3,
+        images=images,
+        reached=reached,
+        rmst=mean_ci(list(images.values())),
+        diverged=tuple(sorted(diverged)),
+        stalled=tuple(s for s in curves if s not in diverged and final[s] > stall_error),
     )
-
-
-def verdict(plain: ArmSummary, residual: ArmSummary, target: float) -> str:
-    """One line comparing two arms, computed from the numbers (the second arm against the first)."""
-    ratio, low, high = ratio_ci(residual.run_steps, plain.run_steps)
-    d, dlow, dhigh = diff_ci(residual.final_top1_runs, plain.final_top1_runs)
-    if residual.reached == 0:
-        speed = f"{residual.arm} never reaches {target:.0%} top-1 error ({residual.seeds} runs)"
-    elif plain.reached == 0:
-        # Every plain run is counted at its full length, so the ratio is an upper bound.
-        speed = (
-            f"{residual.arm} reaches {target:.0%} top-1 error in {residual.reached}/{residual.seeds} runs (mean step "
-            f"{residual.steps[0]:.0f}); {plain.arm} never does within {max(plain.run_steps):.0f} steps "
-            f"(0/{plain.seeds}): at most {ratio:.2f}x the steps of {plain.arm} (95% CI {low:.2f}-{high:.2f})"
-        )
-    else:
-        notes = [
-            f"{x.seeds - x.reached} of {x.seeds} {x.arm} runs never got there"
-            for x in (plain, residual)
-            if x.reached < x.seeds
-        ]
-        # A run that never gets there counts at its full length (a plain one makes the ratio an upper bound).
-        note = f" ({'; '.join(notes)}; counted at their full length)" if notes else ""
-        speed = (
-            f"{residual.arm} reaches {target:.0%} top-1 error in {ratio:.2f}x the steps of {plain.arm} "
-            f"(95% CI {low:.2f}-{high:.2f}){note}"
-        )
-    if math.isnan(dlow):
-        final = f"final top-1 error differs by {100 * d:+.1f} points (one seed: no interval)"
-    else:
-        significant = "significant" if dlow > 0 or dhigh < 0 else "not significant"
-        final = (
-            f"final top-1 error differs by {100 * d:+.1f} points (CI {100 * dlow:+.1f} to {100 * dhigh:+.1f}): "
-            f"{significant}"
-        )
-    return f"{speed}; {final}."
