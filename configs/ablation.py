@@ -87,6 +87,7 @@ class Study:
     sweep: tuple[str, ...] = ("scale1.0", "scale0.3", "ir_v2", "scale0.1")
     target_top1_error: float = 0.1
     learning_rates: tuple[float, ...] = ()  # a pilot: every arm at each of these instead of RATES
+    extra_rates: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (arm, rates): a pilot's extension
     rate_factor: float = 1.0  # every arm at this many times its RATES entry
     test_split: str = ""  # scored once per run, after its last step
     final_evals: int = 3  # final validation error: the mean of this many last evaluations
@@ -149,10 +150,11 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
         c.num_epochs = 12.0 if scale != "pilot" else 4.0
         c.warmup_epochs = c.lr_decay_epochs = c.num_epochs / 12
         # No clipping at a global norm: at initialisation the plain networks' gradients explode
-        # towards the input (BatchNorm-ReLU stacks; `scripts/init_gradients.py`: stem 1.6e12 in the
-        # plain twin, 8.7e3 in v4, 51 in ir_v2), so a clip at 2.0 scales every update of their upper
-        # layers by ~1e-12 and they never learn (pilot at 2.0: the plain twin at chance after 4
-        # epochs at 0.005 and 0.015). RMSProp normalises each parameter's step without it.
+        # towards the input (deep BatchNorm-ReLU stacks). docs/ablation/init_gradients.md: the
+        # total norm is 1.7e11 in the plain twin, 5.4e3 in v4, 38 in ir_v2, nearly all in the stem,
+        # so a clip at 2.0 scales the plain twin's every update by 1e-11 and it never learns (a
+        # pilot with the clip: at chance after 4 epochs at 0.005 and at 0.015). RMSProp
+        # normalises each parameter's step without it.
         c.grad_clip_norm = 0.0
         c.bn_momentum = 0.9  # per 32 images: about the last 10 steps
         c.ema_decay = 0.99

@@ -1,5 +1,6 @@
 """The ablation study: statistics against hand-computed numbers, and a tiny study end to end."""
 
+import dataclasses
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import time
 import pytest
 from scipy import stats as scipy_stats
 
+from inception_flax import ablation
 from inception_flax.ablation.stats import Point, clopper_pearson, holm, kaplan_meier, paired, summarize_arm, tost
 from tests.test_train import ROOT
 
@@ -199,3 +201,23 @@ def test_scaling_interval_on_the_logit_scale_stays_inside_0_1():
         1 / (1 + math.exp(-(m + half)))
     )
     assert 0 < low < high < 1
+
+
+def test_study_runs_pilot_rates_extensions_and_factor():
+    module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
+    pilot = module.get_study("pilot")
+    runs = ablation.run_configs(module.get_config, pilot)
+    assert len(runs) == len(pilot.arms) * len(pilot.learning_rates)
+    assert {(n, c.learning_rate) for n, _, c in runs if n.startswith("v4@")} == {
+        (f"v4@lr{r:g}", r) for r in pilot.learning_rates
+    }
+    extended = dataclasses.replace(pilot, extra_rates=(("v4", (0.5,)),))
+    names = [n for n, _, _ in ablation.run_configs(module.get_config, extended)]
+    assert len(names) == len(runs) + 1 and "v4@lr0.5" in names
+    scaling = module.get_study("scaling")
+    for arm, _, config in ablation.run_configs(module.get_config, scaling):
+        assert config.learning_rate == pytest.approx(module.SCALING_FACTOR * module.RATES[arm])
+    # Every run of the cpu study: validation carved from the training digits, never the test digits.
+    for _, _, config in ablation.run_configs(module.get_config, module.get_study("cpu")):
+        assert (config.train_split, config.eval_split) == ("train[300:]", "train[:300]")
+    assert ablation.shard(list(range(5)), 1, 2) == [1, 3]

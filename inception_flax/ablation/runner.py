@@ -58,13 +58,15 @@ def run_configs(
 ) -> list[tuple[str, int, ml_collections.ConfigDict]]:
     """(run name, seed, config) for every run of `study`, in the order they run (seed-major).
 
-    A study with `learning_rates` (a pilot) runs every arm at each rate; one with `rate_factor`
-    runs every arm at that multiple of its configured rate.
+    A study with `learning_rates` (a pilot) runs every arm at each rate, and an arm named in
+    `extra_rates` also at those; one with `rate_factor` runs every arm at that multiple of its
+    configured rate.
     """
     runs = []
     for seed in study.seeds:
         for arm in study.arms:
-            for rate in getattr(study, "learning_rates", ()) or (None,):
+            rates = tuple(getattr(study, "learning_rates", ())) + dict(getattr(study, "extra_rates", ())).get(arm, ())
+            for rate in rates or (None,):
                 config = get_config(f"{arm},{study.scale}")
                 config.seed = seed
                 if rate is not None:
