@@ -80,7 +80,7 @@ def write_report(workdir: str, runs, study: Any, out: str | None = None) -> dict
     if not points:
         raise ValueError(f"{workdir} holds no finished run of this study yet: nothing to report.")
     write_curves(points, os.path.join(out, "curves.csv"))
-    if getattr(study, "learning_rates", ()):
+    if getattr(study, "learning_rates", ()) or getattr(study, "extra_rates", ()):
         return write_pilot(points, runs, study, out, missing)
     return write_study(workdir, points, runs, study, out, missing)
 
