@@ -86,7 +86,8 @@ def run(args, **kwargs):
     )
 
 
-def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
+def tiny_config(tmp_path):
+    """tests/ablation_tiny.py with its data in a fresh TFDS dir under `tmp_path`."""
     from inception_flax import data
 
     tfds_dir = str(tmp_path / "tfds")
@@ -95,6 +96,11 @@ def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
     config.write_text(
         (ROOT / "tests" / "ablation_tiny.py").read_text().replace('DATA_DIR = ""', f"DATA_DIR = {tfds_dir!r}")
     )
+    return config
+
+
+def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path)
     work = tmp_path / "study"
     args = [f"--config={config}", "--study=tiny", f"--workdir={work}"]
 
@@ -164,14 +170,7 @@ def test_tiny_study_resumes_skips_and_reports(tmp_path, monkeypatch):
 
 
 def test_tiny_pilot_chooses_the_rate_with_the_lowest_validation_error(tmp_path):
-    from inception_flax import data
-
-    tfds_dir = str(tmp_path / "tfds")
-    data.get_source("inception_digits", tfds_dir)
-    config = tmp_path / "tiny_config.py"
-    config.write_text(
-        (ROOT / "tests" / "ablation_tiny.py").read_text().replace('DATA_DIR = ""', f"DATA_DIR = {tfds_dir!r}")
-    )
+    config = tiny_config(tmp_path)
     work = tmp_path / "pilot"
     proc = run([f"--config={config}", "--study=tiny_pilot", f"--workdir={work}"])
     out, _ = proc.communicate(timeout=900)
