@@ -74,7 +74,7 @@ RATES: dict[str, float] = {
 RATES["residual"] = RATES["ir_v2"]
 PILOT_RATES = (0.005, 0.015, 0.05)
 # An arm whose best pilot rate is the grid's largest also runs at 3x that (the grid's step).
-EDGE_RATES = tuple((arm, (0.15,)) for arm in ("ir_v2", "v3", "ir_v1", "scale1.0", "scale0.3"))
+EDGE_RATES = tuple((arm, (0.15,)) for arm in ("ir_v2", "v3", "ir_v1", "scale1.0", "scale0.3", "scale0.1"))
 SCALING_FACTOR = 3.0  # the `scaling` study's rate: this many times each scale arm's chosen rate
 
 
@@ -103,6 +103,7 @@ STUDIES = {
     # The extension alone, to run beside a pilot still training (the same workdir).
     "pilot_edges": Study(arms=tuple(a for a, _ in EDGE_RATES), seeds=(0,), scale="pilot", extra_rates=EDGE_RATES),
     "pilot_edges2": Study(arms=("scale1.0", "scale0.3"), seeds=(0,), scale="pilot", extra_rates=EDGE_RATES),
+    "pilot_edges3": Study(arms=("scale0.1",), seeds=(0,), scale="pilot", extra_rates=EDGE_RATES),
     "cpu": Study(arms=CPU_ARMS, seeds=(0, 1, 2, 3, 4), scale="cpu", test_split="test"),
     "scaling": Study(
         arms=("scale1.0", "scale0.3", "scale0.1"),
