@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
 from inception_flax.ablation.stats import CHANCE_ERROR, Point, kaplan_meier, series
 
@@ -27,12 +29,19 @@ def _epochs(points: Sequence[Point], arm: str) -> dict[int, float]:
     return {p.step: p.epoch for p in points if p.arm == arm}
 
 
+def _log_percent(ax) -> None:
+    """A log axis of errors in % with plain tick labels (1, 2, 5, 10, 20, 50, 90)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(FixedLocator([1, 2, 5, 10, 20, 50, 90]))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _error_axes(ax, target: float | None = None) -> None:
     ax.axhline(100 * CHANCE_ERROR, color="gray", ls=":", lw=1, label="chance (90%)")
     if target is not None:
         ax.axhline(100 * target, color="gray", ls="--", lw=1, label=f"target ({100 * target:.0f}%)")
-    ax.set_yscale("log")
-    ax.set_ylim(top=100)
+    _log_percent(ax)
     ax.set_xlabel("epoch", fontsize=FONT + 1)
     ax.set_ylabel("validation top-1 error (%)", fontsize=FONT + 1)
     ax.tick_params(labelsize=FONT)
@@ -110,17 +119,18 @@ def pilot_figure(
 ) -> str:
     """One panel per arm: the validation curve at each pilot rate; the chosen one drawn thick."""
     arms = list(grid)
+    rates = sorted({r for g in grid.values() for r in g})
     cols = min(4, len(arms))
     rows = -(-len(arms) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.4 * rows), sharex=True, sharey=True, squeeze=False)
     for ax, arm in zip(axes.flat, arms, strict=False):
-        for i, (rate, run) in enumerate(sorted(grid[arm].items())):
+        for rate, run in sorted(grid[arm].items()):
             epoch = _epochs(points, run)
             for steps, values in series(points, run, "val", "top1_error").values():
                 lw = 2.2 if rate == chosen[arm] else 1.0
-                ax.plot([epoch[s] for s in steps], 100 * values, color=COLORS[i], lw=lw, label=f"{rate:g}")
+                ax.plot([epoch[s] for s in steps], 100 * values, color=COLORS[rates.index(rate)], lw=lw)
         ax.axhline(100 * CHANCE_ERROR, color="gray", ls=":", lw=1)
-        ax.set_yscale("log")
+        _log_percent(ax)
         ax.set_title(f"{arm} (chosen {chosen[arm]:g})", fontsize=FONT + 1)
         ax.tick_params(labelsize=FONT)
         ax.grid(alpha=0.3, which="both")
@@ -130,9 +140,11 @@ def pilot_figure(
         ax.set_ylabel("val. top-1 error (%)", fontsize=FONT)
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch", fontsize=FONT)
-    axes.flat[0].legend(title="lr per 32", fontsize=FONT - 1, title_fontsize=FONT - 1)
+    handles = [Line2D([], [], color=COLORS[i], label=f"{r:g}") for i, r in enumerate(rates)]
+    handles.append(Line2D([], [], color="gray", ls=":", label="chance"))
+    fig.legend(handles=handles, title="lr per 32", fontsize=FONT, title_fontsize=FONT, loc="center right")
     fig.suptitle("Learning-rate pilot, one seed: thick = the rate chosen (lowest final validation error)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
