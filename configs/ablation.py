@@ -60,7 +60,7 @@ ARMS: dict[str, tuple[str, dict]] = {
     "scale0.1": (IR_V2, {"scale_a": 0.1, "scale_b": 0.1, "scale_c": 0.1}),
 }
 
-# Peak learning rate per 32 images of each arm, chosen by the pilot (docs/ablation/pilot.md); ir_v2
+# Peak learning rate per 32 images of each arm, chosen by the pilot (docs/ablation/pilot/pilot.md); ir_v2
 # and scale0.1 chose the largest rate tried (0.15), after the grid's extension.
 RATES: dict[str, float] = {
     "plain": 0.015,

@@ -21,13 +21,25 @@ from clu import metric_writers, parameter_overview, periodic_actions
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from inception_flax import checkpoint, config_check, data, evaluation, faults, finetune, models, optim, recipe, runtime
+from inception_flax import (
+    checkpoint,
+    config_check,
+    data,
+    evaluation,
+    faults,
+    finetune,
+    metrics_log,
+    models,
+    optim,
+    recipe,
+    runtime,
+)
 from inception_flax.config_check import ConfigError
 from inception_flax.evaluation import make_mesh, to_global
 from inception_flax.faults import NonFiniteError, Progress
 from inception_flax.step import TrainState, abstract_state, init_state, model_options, train_step
 
-METRICS_FILE = "metrics.jsonl"  # every logged scalar, one JSON object per line (a resumed step may repeat)
+METRICS_FILE = metrics_log.FILE  # kept for importers of the old name
 
 
 # --------------------------------------------------------------------------------- building
@@ -265,12 +277,9 @@ def train_and_evaluate(
     pending: tuple[int, int, jax.Array] | None = None  # (step, data position, finite flag) checked one step late
 
     def record(step: int, scalars: dict[str, Any]) -> None:
-        """Also as JSON lines (`<workdir>/metrics.jsonl`), for tools that read curves back (the ablation)."""
-        if is_main and "://" not in workdir:  # object stores cannot append; TensorBoard has it all there
-            row = {"step": step, "epoch": step / per_epoch, **{k: float(v) for k, v in scalars.items()}}
-            os.makedirs(workdir, exist_ok=True)
-            with open(os.path.join(workdir, METRICS_FILE), "a") as f:
-                f.write(json.dumps(row) + "\n")
+        """Also as JSON lines (`metrics_log`), for tools that read curves back (the ablation)."""
+        if is_main and metrics_log.writable(workdir):
+            metrics_log.append(workdir, step, step / per_epoch, scalars)
 
     def check(pending):
         if pending is not None and not bool(pending[2]):

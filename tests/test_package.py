@@ -37,6 +37,16 @@ def test_training_step_and_benchmark_import_no_tensorflow():
     assert result.returncode == 0, result.stderr
 
 
+def test_study_statistics_and_metrics_log_import_no_training_stack():
+    code = (
+        "import sys, inception_flax.ablation.stats, inception_flax.metrics_log\n"
+        "heavy = {'tensorflow', 'tensorflow_datasets', 'orbax', 'jax', 'flax'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = run("-c", code)
+    assert result.returncode == 0, result.stderr
+
+
 def test_benchmark_counts_and_runs_a_tiny_inference():
     from inception_flax import benchmark
 

@@ -1,30 +1,30 @@
-"""The residual-vs-plain ablation: study runner, statistics, figures (`scripts/ablation.py`)."""
+"""The residual-vs-plain ablation: study runner, statistics, figures (`scripts/ablation.py`).
 
-from inception_flax.ablation.report import check_target, write_report
-from inception_flax.ablation.runner import (
-    check_workdir,
-    load_config_module,
-    run_configs,
-    run_dir,
-    run_parallel,
-    run_study,
-    shard,
-    train_or_check,
-)
-from inception_flax.ablation.stats import ArmSummary, mean_ci, summarize_arm
+Names load on first use, so `inception_flax.ablation.stats` (numpy and scipy only) can be imported
+without the runner's TensorFlow and orbax.
+"""
 
-__all__ = [
-    "ArmSummary",
-    "check_target",
-    "check_workdir",
-    "load_config_module",
-    "mean_ci",
-    "run_configs",
-    "run_dir",
-    "run_parallel",
-    "run_study",
-    "shard",
-    "summarize_arm",
-    "train_or_check",
-    "write_report",
-]
+import importlib
+
+_WHERE = {
+    "check_target": "report",
+    "write_report": "report",
+    "check_workdir": "runner",
+    "load_config_module": "runner",
+    "run_configs": "runner",
+    "run_dir": "runner",
+    "run_parallel": "runner",
+    "run_study": "runner",
+    "shard": "runner",
+    "train_or_check": "runner",
+    "ArmSummary": "stats",
+    "mean_ci": "stats",
+    "summarize_arm": "stats",
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -189,7 +189,7 @@ def run_parallel(command: list[str], count: int, progress: Callable[[str], None]
     """Runs `command + ["--shard=k/count"]` for every k at once, each pinned to its own CPUs.
 
     Small networks use two cores poorly: two single-core workers train about twice the runs per
-    hour of one two-core process (docs/ablation/summary.md). Each worker trains every
+    hour of one two-core process (docs/ablation/README.md). Each worker trains every
     `count`-th run, so the workers never share a run directory; a rerun resumes each where it stopped.
     """
     import subprocess

@@ -20,15 +20,14 @@ p-values of the pairs are Holm-adjusted within each endpoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-METRICS_FILE = "metrics.jsonl"  # written by the training loop (train.METRICS_FILE)
+from inception_flax import metrics_log
+
 CURVE_METRICS = {"eval_top1_error": "val", "eval_loss": "val", "train_loss": "train", "train_top1": "train"}
 CHANCE_ERROR = 0.9  # 10 classes; also the final error counted for a run that diverged
 
@@ -45,16 +44,14 @@ class Point:
 
 
 def read_curves(path: str, arm: str, seed: int) -> list[Point]:
-    """Points of one run's metrics.jsonl; a step logged twice (replayed after a resume) counts once."""
-    rows: dict[tuple[int, str], Point] = {}
-    with open(os.path.join(path, METRICS_FILE)) as f:
-        for line in f:
-            row = json.loads(line)
-            for key, split in CURVE_METRICS.items():
-                if key in row:
-                    metric = key.removeprefix("eval_").removeprefix("train_")
-                    rows[(row["step"], key)] = Point(arm, seed, row["step"], row["epoch"], split, metric, row[key])
-    return sorted(rows.values(), key=lambda p: (p.split, p.metric, p.step))
+    """Points of one run's metrics log (a step replayed after a resume counts once)."""
+    points = [
+        Point(arm, seed, row["step"], row["epoch"], split, key.removeprefix("eval_").removeprefix("train_"), row[key])
+        for row in metrics_log.read(path)
+        for key, split in CURVE_METRICS.items()
+        if key in row
+    ]
+    return sorted(points, key=lambda p: (p.split, p.metric, p.step))
 
 
 def series(points: Sequence[Point], arm: str, split: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
