@@ -205,8 +205,10 @@ def test_scaling_interval_on_the_logit_scale_stays_inside_0_1():
 def test_study_runs_pilot_rates_extensions_and_factor():
     module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
     pilot = module.get_study("pilot")
+    extra = sum(len(rates) for _, rates in pilot.extra_rates)
+    assert len(ablation.run_configs(module.get_config, pilot)) == len(pilot.arms) * len(pilot.learning_rates) + extra
+    pilot = dataclasses.replace(pilot, extra_rates=())
     runs = ablation.run_configs(module.get_config, pilot)
-    assert len(runs) == len(pilot.arms) * len(pilot.learning_rates)
     assert {(n, c.learning_rate) for n, _, c in runs if n.startswith("v4@")} == {
         (f"v4@lr{r:g}", r) for r in pilot.learning_rates
     }

@@ -78,7 +78,8 @@ def time_to_target_figure(summaries: dict, arms: Sequence[str], length: float, t
         s = summaries[arm]
         xs, ys = kaplan_meier(list(s.images.values()), list(s.reached.values()))
         xs, ys = np.append(xs, length), np.append(ys, ys[-1])
-        ax.step(xs / 1000, 100 * ys, where="post", color=COLORS[i % len(COLORS)], lw=1.8, label=arm)
+        style = ("-", "--", "-.", ":")[i % 4]  # arms that never reach the target overlap at 100%
+        ax.step(xs / 1000, 100 * ys, where="post", color=COLORS[i % len(COLORS)], lw=1.8, ls=style, label=arm)
     ax.set_xlabel("training images (thousands); runs end at the right edge", fontsize=FONT + 1)
     ax.set_ylabel(f"runs not yet at {100 * target:.0f}% error (%)", fontsize=FONT + 1)
     ax.set_ylim(-3, 103)

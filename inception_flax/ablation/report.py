@@ -156,6 +156,15 @@ def _k(images: float) -> str:
     return f"{images / 1000:.1f}k"
 
 
+def _ci(low: float, high: float, fmt) -> str:
+    """'95% CI a to b', or why there is none (a comparison needs 2 paired seeds)."""
+    return "no interval with one seed" if math.isnan(low) else f"95% CI {fmt(low)} to {fmt(high)}"
+
+
+def _p(p: float) -> str:
+    return "no test with one seed" if math.isnan(p) else f"{p:.3g}"
+
+
 def verdict(c: dict[str, Any], a: ArmSummary, b: ArmSummary, target: float, margin: float) -> str:
     """The comparison in words, every figure from `c` (b = the residual arm, a = its partner)."""
     s, f = c["speed"], c["final_val"]
@@ -163,21 +172,22 @@ def verdict(c: dict[str, Any], a: ArmSummary, b: ArmSummary, target: float, marg
     speed = (
         f"to {100 * target:.0f}% validation error: {b.arm} {reach(b)} runs, {a.arm} {reach(a)}; restricted mean "
         f"{_k(b.rmst[0])} vs {_k(a.rmst[0])} images, paired difference {_k(s['mean'])} "
-        f"(95% CI {_k(s['low'])} to {_k(s['high'])}, Holm p = {c['speed_p_holm']:.3g})"
+        f"({_ci(s['low'], s['high'], _k)}, Holm p = {_p(c['speed_p_holm'])})"
     )
     equivalent = c["tost_p"] < 0.05
+    points = lambda x: f"{100 * x:+.1f}"  # noqa: E731
     final = (
         f"final validation error {100 * b.final_val_ci[0]:.1f}% vs {100 * a.final_val_ci[0]:.1f}%, paired "
-        f"difference {100 * f['mean']:+.1f} points (95% CI {100 * f['low']:+.1f} to {100 * f['high']:+.1f}, Holm p = "
-        f"{c['final_p_holm']:.3g}); {'equivalent' if equivalent else 'not shown equivalent'} within "
-        f"+-{100 * margin:.0f} points (TOST p = {c['tost_p']:.3g})"
+        f"difference {points(f['mean'])} points ({_ci(f['low'], f['high'], points)}, Holm p = "
+        f"{_p(c['final_p_holm'])}); {'equivalent' if equivalent else 'not shown equivalent'} within "
+        f"+-{100 * margin:.0f} points (TOST p = {_p(c['tost_p'])})"
     )
     test = ""
     if c["test"]:
         t = c["test"]
         test = (
-            f"; test error {100 * b.test_ci[0]:.1f}% vs {100 * a.test_ci[0]:.1f}% (paired {100 * t['mean']:+.1f}, "
-            f"95% CI {100 * t['low']:+.1f} to {100 * t['high']:+.1f})"
+            f"; test error {100 * b.test_ci[0]:.1f}% vs {100 * a.test_ci[0]:.1f}% (paired {points(t['mean'])}, "
+            f"{_ci(t['low'], t['high'], points)})"
         )
     return f"Speed {speed}. Final: {final}{test}."
 
@@ -284,7 +294,7 @@ def summary_markdown(summaries, comparisons, study, configs, flops, missing) -> 
         f"Images to {100 * target:.0f}%: restricted mean over seeds (runs that never get there count at the run's "
         "length) with a t-interval. Counts with exact (Clopper-Pearson) 95% intervals.",
         "",
-        f"| arm | lr / 32 | train GFLOPs / image | seeds | final val. error % | test error % | reach {100 * target:.0f}% "
+        f"| arm | lr / 32 | train MFLOPs / image | seeds | final val. error % | test error % | reach {100 * target:.0f}% "
         f"| images to {100 * target:.0f}% (RMST) | stalled (> {100 * study.stall_top1_error:.0f}%) | diverged |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -292,7 +302,7 @@ def summary_markdown(summaries, comparisons, study, configs, flops, missing) -> 
         n = len(s.seeds)
         rmst = f"{_k(s.rmst[0])}" + (f" ({_k(s.rmst[1])}-{_k(s.rmst[2])})" if not math.isnan(s.rmst[1]) else "")
         lines.append(
-            f"| {arm} | {configs[arm].learning_rate:g} | {flops[arm] / 1e9:.2f} | {n} | {_pct(s.final_val_ci)} | "
+            f"| {arm} | {configs[arm].learning_rate:g} | {flops[arm] / 1e6:.0f} | {n} | {_pct(s.final_val_ci)} | "
             f"{_pct(s.test_ci) if s.test else '-'} | {_count([k for k, v in s.reached.items() if v], n)} | {rmst} | "
             f"{_count(s.stalled, n)} | {_count(s.diverged, n)} |"
         )
