@@ -17,34 +17,31 @@ def run(*args, **kwargs):
     )
 
 
-def test_models_and_weights_import_only_jax_flax_numpy():
-    code = (
-        "import sys, inception_flax.models, inception_flax.weights\n"
-        "heavy = {'tensorflow', 'clu', 'torch', 'keras', 'tensorflow_datasets', 'orbax'} & set(sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
+def assert_imports_without(modules: list[str], heavy: set[str]) -> None:
+    """Importing `modules` in a fresh interpreter loads none of the `heavy` packages."""
+    code = f"import sys, {', '.join(modules)}\nfound = set({sorted(heavy)!r}) & set(sys.modules)\nassert not found, found\n"
     result = run("-c", code)
     assert result.returncode == 0, result.stderr
+
+
+def test_models_and_weights_import_only_jax_flax_numpy():
+    assert_imports_without(
+        ["inception_flax.models", "inception_flax.weights"],
+        {"tensorflow", "clu", "torch", "keras", "tensorflow_datasets", "orbax"},
+    )
 
 
 def test_training_step_and_benchmark_import_no_tensorflow():
-    code = (
-        "import sys, inception_flax.step, inception_flax.benchmark\n"
-        "heavy = {'tensorflow', 'tensorflow_datasets', 'torch'} & set(sys.modules)\n"
-        "assert not heavy, heavy\n"
+    assert_imports_without(
+        ["inception_flax.step", "inception_flax.benchmark"], {"tensorflow", "tensorflow_datasets", "torch"}
     )
-    result = run("-c", code)
-    assert result.returncode == 0, result.stderr
 
 
 def test_study_statistics_and_metrics_log_import_no_training_stack():
-    code = (
-        "import sys, inception_flax.ablation.stats, inception_flax.metrics_log\n"
-        "heavy = {'tensorflow', 'tensorflow_datasets', 'orbax', 'jax', 'flax'} & set(sys.modules)\n"
-        "assert not heavy, heavy\n"
+    assert_imports_without(
+        ["inception_flax.ablation.stats", "inception_flax.metrics_log"],
+        {"tensorflow", "tensorflow_datasets", "orbax", "jax", "flax"},
     )
-    result = run("-c", code)
-    assert result.returncode == 0, result.stderr
 
 
 def test_benchmark_counts_and_runs_a_tiny_inference():
