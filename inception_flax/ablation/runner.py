@@ -179,6 +179,8 @@ def run_study(
 
 def cpu_groups(count: int) -> list[set[int]]:
     """The CPUs this process may use, cut into `count` disjoint groups (one per worker)."""
+    if not hasattr(os, "sched_getaffinity"):
+        raise ValueError("--parallel needs Linux (CPU affinity); run without it, or one study per --workdir.")
     cpus = sorted(os.sched_getaffinity(0))
     if not 1 <= count <= len(cpus):
         raise ValueError(f"--parallel={count}: use 1 to {len(cpus)} (one worker per group of CPUs).")
