@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from inception_flax import checkpoint, config_check, data, train  # noqa: E402
+from inception_flax import checkpoint, config_check, data, faults, train  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and TensorBoard logs; resumed when it exists.")
@@ -69,7 +69,7 @@ def main(argv: Sequence[str]) -> None:
     )
     try:
         result = train.train_and_evaluate(config, _WORKDIR.value)
-    except (train.ConfigError, data.DatasetNotPreparedError, train.NonFiniteError, checkpoint.StorageError) as e:
+    except (config_check.ConfigError, data.DatasetNotPreparedError, faults.NonFiniteError, checkpoint.StorageError) as e:
         logging.error("%s", e)
         raise SystemExit(f"error: {e}") from None
     logging.info("Finished: %s", result)

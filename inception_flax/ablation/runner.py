@@ -22,7 +22,7 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from inception_flax import recipe, train
+from inception_flax import config_check, faults, recipe, train
 
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
@@ -103,7 +103,7 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
                     f"{arm}/seed{seed} ({', '.join(f'{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}' for k in diff[:4])})"
                 )
     if clashes:
-        raise train.ConfigError(
+        raise config_check.ConfigError(
             f"{workdir} holds runs made with other settings than the config asks now: {'; '.join(clashes)}. "
             "Use another --workdir (nothing was changed)."
         )
@@ -162,7 +162,7 @@ def run_study(
         run_start = time.time()
         try:
             result = train.train_and_evaluate(config, path)
-        except train.NonFiniteError as e:
+        except faults.NonFiniteError as e:
             progress(f"{arm} seed {seed} diverged at step {e.step}: {e}")
             result = {"diverged": e.step}
         if test_split and "diverged" not in result:
