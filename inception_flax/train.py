@@ -19,7 +19,6 @@ import ml_collections
 from absl import logging
 from clu import metric_writers, parameter_overview, periodic_actions
 from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from inception_flax import (
     checkpoint,
@@ -28,6 +27,7 @@ from inception_flax import (
     evaluation,
     faults,
     finetune,
+    mesh,
     metrics_log,
     models,
     optim,
@@ -35,7 +35,6 @@ from inception_flax import (
     runtime,
 )
 from inception_flax.config_check import ConfigError
-from inception_flax.evaluation import make_mesh, to_global
 from inception_flax.faults import NonFiniteError, Progress
 from inception_flax.step import TrainState, abstract_state, init_state, model_options, train_step
 
@@ -199,9 +198,8 @@ def train_and_evaluate(
     schedule = optim.learning_rate_schedule(config, per_epoch)
     tx = optim.create_optimizer(config, schedule)
 
-    mesh = make_mesh()
-    replicated = NamedSharding(mesh, P())
-    batch_sharding = NamedSharding(mesh, P("data"))
+    device_mesh = mesh.make_mesh()
+    replicated, batch_sharding = mesh.shardings(device_mesh)
 
     is_main = jax.process_index() == 0
     abstract = jax.tree.map(
@@ -253,7 +251,7 @@ def train_and_evaluate(
         out_shardings=(replicated, replicated, replicated),
         donate_argnums=0,
     )
-    evaluator = evaluation.Evaluator(model, mesh=mesh)
+    evaluator = evaluation.Evaluator(model, mesh=device_mesh)
 
     def make_hooks(first_step: int) -> list[periodic_actions.PeriodicAction]:
         """Progress reports (and a profile); made anew after a rewind, as they expect increasing steps."""
@@ -316,7 +314,7 @@ def train_and_evaluate(
         while step < total_steps:
             try:
                 local = next(train_iter)
-                batch = to_global(batch_hook(position, local) if batch_hook else local, batch_sharding)
+                batch = mesh.to_global(batch_hook(position, local) if batch_hook else local, batch_sharding)
                 if compiled is None:  # ahead of time, so that every process has compiled before the first collective
                     began = time.perf_counter()
                     compiled = step_fn.lower(state, batch).compile()

@@ -69,7 +69,12 @@ def main(argv: Sequence[str]) -> None:
     )
     try:
         result = train.train_and_evaluate(config, _WORKDIR.value)
-    except (config_check.ConfigError, data.DatasetNotPreparedError, faults.NonFiniteError, checkpoint.StorageError) as e:
+    except (
+        config_check.ConfigError,
+        data.DatasetNotPreparedError,
+        faults.NonFiniteError,
+        checkpoint.StorageError,
+    ) as e:
         logging.error("%s", e)
         raise SystemExit(f"error: {e}") from None
     logging.info("Finished: %s", result)

@@ -4,10 +4,11 @@ Used by the training loop (periodic evaluation) and by `scripts/evaluate.py` / `
 Imports TensorFlow (the input pipeline).
 """
 
-from inception_flax.evaluation.evaluator import Evaluator, make_mesh, to_global
+from inception_flax.evaluation.evaluator import Evaluator
 from inception_flax.evaluation.labels import class_names, dataset_class_names, imagenet_words
 from inception_flax.evaluation.protocols import NUM_VIEWS, Protocol
 from inception_flax.evaluation.runner import EvalRequest, evaluate, format_table, read_exclude_list, record_path
+from inception_flax.mesh import make_mesh, to_global  # also here for importers of the old place
 
 __all__ = [
     "NUM_VIEWS",

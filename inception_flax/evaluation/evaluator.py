@@ -17,21 +17,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
 from inception_flax import data, faults, models
 from inception_flax.evaluation.protocols import Protocol
+from inception_flax.mesh import make_mesh, shardings, to_global
 from inception_flax.step import topk_correct
-
-
-def make_mesh() -> Mesh:
-    return Mesh(np.asarray(jax.devices()), ("data",))
-
-
-def to_global(batch: Mapping[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
-    """This host's slice of the global batch -> global arrays sharded over the `data` axis."""
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
 class Evaluator:
@@ -56,8 +47,7 @@ class Evaluator:
         views = protocol.num_views
         # Default chunk: all views for up to 12 (the central crop, 10-crop), else 12 at a time.
         self.views_per_step = min(views, views_per_step or (views if views <= 12 else 12))
-        self.replicated = NamedSharding(self.mesh, P())
-        self.sharded = NamedSharding(self.mesh, P("data"))
+        self.replicated, self.sharded = shardings(self.mesh)
         self._add_views = jax.jit(
             self._add_views_impl,
             in_shardings=(self.replicated, self.sharded, self.sharded),
