@@ -63,6 +63,10 @@ def test_interval_helpers():
     assert low == pytest.approx(0.0527, abs=1e-4) and high == pytest.approx(0.8534, abs=1e-4)
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert math.isnan(holm([math.nan, 0.02])[0]) and holm([math.nan, 0.02])[1] == 0.02
+    # With two seeds a t-interval of error differences overruns [-1, 1]; it is cut there.
+    wide = paired({0: 0.9, 1: 0.05}, {0: 0.05, 1: 0.05})
+    cut = paired({0: 0.9, 1: 0.05}, {0: 0.05, 1: 0.05}, bound=1.0)
+    assert wide.low < -1 and cut.low == -1.0 and cut.high == wide.high and cut.mean == wide.mean
     # Kaplan-Meier: 4 runs reach at 10, 20, 20; one censored at 40.
     t, s = kaplan_meier([10, 20, 20, 40], [True, True, True, False])
     assert list(t) == [0, 10, 20] and s == pytest.approx([1, 0.75, 0.25])

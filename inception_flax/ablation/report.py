@@ -137,10 +137,11 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
 # ---------------------------------------------------------------------------------------- study
 def compare(a: ArmSummary, b: ArmSummary, margin: float) -> dict[str, Any]:
     """b against a, paired by seed: speed (restricted images), final validation error, test error."""
-    speed = paired(a.images, b.images)
-    final = paired(a.final_val, b.final_val)
-    test = paired(a.test, b.test) if a.test and b.test else None
-    final90 = paired(a.final_val, b.final_val, level=0.90)
+    length = max(*a.images.values(), *b.images.values())
+    speed = paired(a.images, b.images, bound=length)
+    final = paired(a.final_val, b.final_val, bound=1.0)
+    test = paired(a.test, b.test, bound=1.0) if a.test and b.test else None
+    final90 = paired(a.final_val, b.final_val, level=0.90, bound=1.0)
     return {
         "plain": a.arm,
         "residual": b.arm,

@@ -11,7 +11,8 @@ where the arms share layers), so comparisons are paired differences over seeds:
 - final error: the mean of the last few validation evaluations (and, separately, the test score),
   a paired t-interval of the difference, and two one-sided tests (TOST) against a margin.
 - an arm's mean error: a t-interval of the per-seed logits mapped back, so it stays in [0, 100]%
-  (a t-interval of the raw rates goes below 0 when errors are near 0 and seeds few).
+  (a t-interval of the raw rates goes below 0 when errors are near 0 and seeds few). Other
+  t-intervals (RMST, paired differences) are cut to the range their quantity can take.
 - counts of runs (diverged, stalled, reached): exact Clopper-Pearson intervals.
 Intervals are 95% unless said; TOST uses the 90% interval (5% each side). Multiple comparisons:
 p-values of the pairs are Holm-adjusted within each endpoint.
@@ -115,7 +116,9 @@ class Paired:
     p: float
 
 
-def paired(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> Paired:
+def paired(a: dict[int, float], b: dict[int, float], level: float = 0.95, bound: float = math.inf) -> Paired:
+    """`bound`: |b - a| can be no larger (1 for error rates, the run's length for times); the
+    t-interval is cut there, which with few seeds it can otherwise overrun."""
     seeds = tuple(sorted(a.keys() & b.keys()))
     d = np.array([b[s] - a[s] for s in seeds], np.float64)
     if len(d) < 2:
@@ -127,7 +130,7 @@ def paired(a: dict[int, float], b: dict[int, float], level: float = 0.95) -> Pai
     se = sd / math.sqrt(len(d))
     half = scipy_stats.t.ppf(0.5 + level / 2, len(d) - 1) * se
     p = 2 * scipy_stats.t.sf(abs(m) / se, len(d) - 1)
-    return Paired(seeds, tuple(d.tolist()), m, m - half, m + half, float(p))
+    return Paired(seeds, tuple(d.tolist()), m, max(m - half, -bound), min(m + half, bound), float(p))
 
 
 def tost(diffs: Sequence[float], margin: float) -> float:
@@ -182,6 +185,11 @@ def kaplan_meier(times: Sequence[float], events: Sequence[bool]) -> tuple[np.nda
     return np.array(xs), np.array(ys)
 
 
+def _within(ci: tuple[float, float, float], low: float, high: float) -> tuple[float, float, float]:
+    """A t-interval cut to the values the quantity can take (an RMST lies in [0, run length])."""
+    return ci[0], max(ci[1], low), min(ci[2], high)
+
+
 @dataclasses.dataclass(frozen=True)
 class ArmSummary:
     """One arm over its seeds; errors are rates in [0, 1], times in training images."""
@@ -232,7 +240,7 @@ def summarize_arm(
         test_ci=logit_ci(list(tests.values()), eval_examples) if tests else (math.nan,) * 3,
         images=images,
         reached=reached,
-        rmst=mean_ci(list(images.values())),
+        rmst=_within(mean_ci(list(images.values())), 0.0, num_steps * images_per_step),
         diverged=tuple(sorted(diverged)),
         stalled=tuple(s for s in curves if s not in diverged and final[s] > stall_error),
     )
