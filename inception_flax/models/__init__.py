@@ -40,11 +40,12 @@ from inception_flax.models.networks import (
     InceptionV3,
     InceptionV4,
 )
-from inception_flax.models.registry import check_name, create, names, options, register
+from inception_flax.models.registry import MODELS, check_name, create, names, options
 
 __all__ = [
     "MIN_INPUT_SIZE",
     "MIN_INPUT_SIZE_AUX",
+    "MODELS",
     "STAGES",
     "AuxHead",
     "ConvBN",
@@ -78,6 +79,5 @@ __all__ = [
     "initializer",
     "names",
     "options",
-    "register",
     "trace_layers",
 ]
