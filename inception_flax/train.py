@@ -375,6 +375,8 @@ def train_and_evaluate(
         writer.close()
     return {
         "step": int(state.step),
+        "preempted": int(state.step) < total_steps,  # stopped early on SIGTERM; rerun to resume
+        "stop_requested": preemption.requested,  # SIGTERM came, maybe during the last step: start nothing new
         "train_loss_history": history,
         "rewinds": progress.rewinds,
         "skipped_batches": [list(r) for r in progress.skipped],

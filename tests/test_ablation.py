@@ -226,3 +226,23 @@ def test_study_runs_pilot_rates_extensions_and_factor():
     for _, _, config in ablation.run_configs(module.get_config, module.get_study("cpu")):
         assert (config.train_split, config.eval_split) == ("train[300:]", "train[:300]")
     assert ablation.shard(list(range(5)), 1, 2) == [1, 3]
+
+
+def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypatch):
+    """SIGTERM: the run saved and returned early (no done.json, no test score, nothing new starts);
+    SIGTERM in a run's last step: that run is finished, and nothing new starts either."""
+    from inception_flax.ablation import runner
+
+    module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
+    runs = ablation.run_configs(module.get_config, module.get_study("cpu"))[:3]
+    monkeypatch.setattr(runner.train, "validate", lambda config, workdir: None)
+    results = iter([{"step": 444, "preempted": False, "stop_requested": True}, {"step": 40, "preempted": True}])
+    monkeypatch.setattr(runner.train, "train_and_evaluate", lambda config, path: next(results))
+    monkeypatch.setattr(runner, "score_test", lambda path, config, split: {"test_top1_error": 0.5})
+    said = []
+    runner.run_study(str(tmp_path), runs, progress=said.append, test_split="test")
+    assert (tmp_path / runs[0][0] / "seed0" / "done.json").exists() and "which finished; stopping here" in said[-1]
+    assert not (tmp_path / runs[1][0]).exists()
+    runner.run_study(str(tmp_path), runs, progress=said.append, test_split="test")
+    assert "stopped at step 40 for preemption" in said[-1]
+    assert not (tmp_path / runs[1][0] / "seed0" / "done.json").exists() and not (tmp_path / runs[2][0]).exists()

@@ -139,7 +139,8 @@ def run_study(
     """Trains every run not finished yet, in order; returns each run's final metrics (from done.json).
 
     A run that stops on a non-finite loss is finished too (`diverged`: its step), not an error: in
-    a study, how many runs diverge is a result.
+    a study, how many runs diverge is a result. A run stopped by SIGTERM (preemption) is not: the
+    study stops there, and the same command resumes it.
     """
     check_workdir(workdir, runs)
     for _, _, config in runs:  # every user error before the first run trains
@@ -165,6 +166,10 @@ def run_study(
         except faults.NonFiniteError as e:
             progress(f"{arm} seed {seed} diverged at step {e.step}: {e}")
             result = {"diverged": e.step}
+        if result.get("preempted"):
+            # Not finished: no done.json, no test score, and no next run (the machine is going away).
+            progress(f"{arm} seed {seed} stopped at step {result['step']} for preemption; rerun to resume.")
+            return results
         if test_split and "diverged" not in result:
             result |= score_test(path, config, test_split)
         result = {"arm": arm, "seed": seed, "seconds": time.time() - run_start, **result}
@@ -173,6 +178,9 @@ def run_study(
         results.append(result)
         trained += 1
         logging.info("Finished %s seed %d in %.0f s", arm, seed, result["seconds"])
+        if result.get("stop_requested"):
+            progress(f"SIGTERM during {arm} seed {seed}, which finished; stopping here: rerun to resume.")
+            return results
     progress(f"All {len(runs)} runs finished ({trained} trained now, {(time.time() - start) / 60:.1f} min).")
     return results
 
