@@ -14,11 +14,13 @@ deleted) to `<workdir>/checkpoints_unreadable/` so training can save that step n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -27,7 +29,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
-from inception_flax import models
+from inception_flax import models, storage
 
 WEIGHTS_META = "inception_flax.json"  # beside `variables/` in a converted-weights directory
 WEIGHTS_FORMAT = "inception_flax.weights/1"
@@ -35,38 +37,6 @@ WEIGHTS_FORMAT = "inception_flax.weights/1"
 
 def checkpoint_dir(workdir: str) -> str:
     return os.path.join(os.path.abspath(workdir), "checkpoints")
-
-
-class StorageError(OSError):
-    """The workdir cannot hold the run's checkpoints (not writable, or too little space)."""
-
-
-def check_storage(workdir: str, state_bytes: int, copies: int = 2) -> None:
-    """Raises StorageError unless `workdir` can be created and written and, on a local file
-    system, has room for `copies` checkpoints of a state of `state_bytes`. Writes nothing."""
-    if "://" in workdir:
-        logging.info("%s is remote storage: its free space is not checked.", workdir)
-        return
-    path = os.path.abspath(os.path.expanduser(workdir))
-    existing = path
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise StorageError(f"Cannot create the workdir {path}: {existing} is a file, not a directory.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        why = "a read-only file system" if _read_only(existing) else "no write permission"
-        raise StorageError(f"Cannot write the workdir {path}: {existing} allows no writing ({why}).")
-    free, need = shutil.disk_usage(existing).free, copies * state_bytes
-    if free < need:
-        raise StorageError(
-            f"No room for checkpoints in {path}: {free / 1e9:.2f} GB free on its file system, fewer than the "
-            f"{need / 1e9:.2f} GB of {copies} checkpoints of this state ({state_bytes / 1e9:.2f} GB each). "
-            "Free some space or use another --workdir."
-        )
-
-
-def _read_only(path: str) -> bool:
-    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
 
 def _manager(directory: str, max_to_keep: int | None = None, async_save: bool = False) -> ocp.CheckpointManager:
@@ -96,14 +66,23 @@ def read_meta(workdir: str) -> tuple[int, dict[str, Any]] | None:
 
 
 class Checkpointer:
-    """Saves every N steps / at the end / on preemption; restores the newest good step."""
+    """Saves every N steps / at the end / on preemption; restores the newest good step.
 
-    def __init__(self, workdir: str, max_to_keep: int = 3, async_save: bool = True):
+    Saves are asynchronous: a failed write surfaces at the next `check` (each step), `save` or
+    `close`, as a `storage.StorageError` naming the step, the cause and the newest complete step;
+    the half-written step (orbax's `<step>.orbax-checkpoint-tmp*`, which no restore ever takes)
+    is removed to give its space back. Other errors propagate unchanged.
+    """
+
+    def __init__(self, workdir: str, max_to_keep: int = 3, async_save: bool = True, state_bytes: int | None = None):
         self.workdir = workdir
         self.directory = checkpoint_dir(workdir)
         self.max_to_keep = max_to_keep
         self.async_save = async_save
+        self.state_bytes = state_bytes
         self.manager: ocp.CheckpointManager | None = None
+        self.in_flight: int | None = None  # the step being written in the background
+        self.failed = False
 
     def restore_latest(self, abstract_state: Any) -> tuple[Any, int, dict[str, Any]] | None:
         """The newest restorable (state, step, meta), or None when there is none.
@@ -138,24 +117,109 @@ class Checkpointer:
 
     def _open(self) -> ocp.CheckpointManager:
         if self.manager is None:  # opened after restore_latest has set bad steps aside
-            self.manager = _manager(self.directory, self.max_to_keep, self.async_save)
+            try:
+                self.manager = _manager(self.directory, self.max_to_keep, self.async_save)
+            except Exception as e:
+                raise self._failure("Opening the checkpoint directory", e) from e
         return self.manager
 
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
         manager = self._open()
+        self._finish_in_flight()  # orbax would wait for it too; this names the step if it failed
         if step in manager.all_steps():
             return
-        manager.save(
-            step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True
+        try:
+            manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+        except Exception as e:
+            raise self._failure(f"Saving checkpoint step {step}", e, step) from e
+        self.in_flight = step if self.async_save else None
+
+    def check(self) -> None:
+        """Raises StorageError if the background save has failed; returns at once otherwise."""
+        if self.in_flight is not None and not self.manager.is_saving_in_progress():
+            self._finish_in_flight()
+
+    def _finish_in_flight(self) -> None:
+        step, self.in_flight = self.in_flight, None
+        if step is not None:
+            try:
+                self.manager.wait_until_finished()
+            except Exception as e:
+                raise self._failure(f"Saving checkpoint step {step}", e, step) from e
+
+    def _failure(self, operation: str, error: BaseException, step: int | None = None) -> BaseException:
+        """The StorageError for `error` (the partial `step` removed), or `error` itself if not a storage fault."""
+        self.failed = True
+        partial = self._remove_partial(step) if step is not None else None
+        found = storage.failure(
+            operation,
+            self.directory,
+            error,
+            needed_bytes=self.state_bytes,
+            newest_step=max(_steps(self.directory), default=None),
+            checkpoint_dir=self.directory,
+            partial=partial,
         )
+        return error if found is None else found
+
+    @contextlib.contextmanager
+    def writing(self, operation: str, path: str) -> Iterator[None]:
+        """`with ckpt.writing("Writing metrics", path):` turns a storage fault inside into a StorageError."""
+        try:
+            yield
+        except storage.StorageError:
+            raise
+        except Exception as e:
+            found = storage.failure(
+                operation,
+                path,
+                e,
+                newest_step=max(_steps(self.directory), default=None),
+                checkpoint_dir=self.directory,
+            )
+            if found is None:
+                raise
+            self.failed = True
+            raise found from e
+
+    def _remove_partial(self, step: int) -> str | None:
+        """Deletes orbax's temporary directory of `step` (process 0; several may share the directory)."""
+        if jax.process_index() != 0 or not os.path.isdir(self.directory):
+            return None
+        partial = [n for n in os.listdir(self.directory) if n.startswith(f"{step}.orbax-checkpoint-tmp")]
+        for name in partial:
+            shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+        left = [n for n in partial if os.path.exists(os.path.join(self.directory, n))]
+        if left:  # e.g. a read-only file system; its name keeps it from ever being restored
+            return f"The partial step {step} could not be removed ({', '.join(left)}); no restore takes it."
+        return f"Removed the partial step {step} ({', '.join(partial)})." if partial else None
 
     def reached_preemption(self, step: int) -> bool:
         return self._open().reached_preemption(step)
 
     def close(self) -> None:
-        if self.manager is not None:
+        """Waits for the save in flight and closes; raises StorageError if it failed (unless one was raised already)."""
+        if self.manager is None:
+            return
+        already_failed = self.failed
+        try:
+            self._finish_in_flight()
             self.manager.wait_until_finished()
-            self.manager.close()
+        except Exception as e:
+            if not already_failed:
+                raise
+            logging.warning("After the storage error, closing the checkpoints also failed: %s", str(e)[:300])
+        finally:
+            try:
+                self.manager.close()
+            except Exception as e:  # a manager that failed to save may fail to close too
+                if not self.failed:
+                    raise
+                logging.warning("Closing the checkpoint manager failed: %s", str(e)[:300])
             self.manager = None
 
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging as py_logging
+import os
 import signal
+import sys
+import threading
+import time
 from typing import Any
 
 import jax
@@ -91,3 +96,86 @@ class Preemption:
     def restore(self):
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+
+
+# ------------------------------------------------------------------------ failing peers
+_FAILED = "inception_flax/failed/"  # coordination-service keys: one per process that failed
+
+
+def _client():
+    from jax._src import distributed  # the coordination-service client; jax has no public handle
+
+    return distributed.global_state.client
+
+
+def announce_failure(message: str) -> None:
+    """Multi-process: records in the coordination service that this process failed, and why."""
+    if jax.process_count() > 1:
+        _client().key_value_set(f"{_FAILED}{jax.process_index()}", message[:4000])
+
+
+class PeerWatch:
+    """Multi-process: stops this process within `poll_s` of another one announcing a failure.
+
+    A process that raises cannot reach the others: they wait inside a collective for a peer that
+    will never come, and its own exit would wait at jax's shutdown barrier for them
+    (`--shutdown_timeout`). So the failing process announces the error (`announce_failure`) and
+    exits at once; this thread in every other process reads it, prints one `error:` line naming
+    that process, and exits the process non-zero. What was checkpointed stays: a rerun resumes.
+    """
+
+    def __init__(self, poll_s: float = 1.0):
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread = None
+        if jax.process_count() > 1:
+            self._thread = threading.Thread(target=self._watch, name="peer_watch", daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        me, client = jax.process_index(), _client()
+        while not self._stop.wait(self.poll_s):
+            try:
+                entries = client.key_value_dir_get(_FAILED)
+            except Exception:  # the service is gone (process 0 failed): jax's own error handling takes over
+                return
+            failed = sorted((int(k.rsplit("/", 1)[-1]), v) for k, v in entries if k.rsplit("/", 1)[-1] != str(me))
+            if failed:
+                index, message = failed[0]
+                exit_now(
+                    f"process {index} failed: {message} Stopping process {me} too; rerun the same command on "
+                    "every process to resume from the newest complete checkpoint."
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def exit_now(message: str | None, code: int = 1) -> None:
+    """Prints `error: message` (if any), flushes the logs and ends the process without Python's shutdown.
+
+    A normal exit would first wait at jax.distributed's shutdown barrier for peers that are stuck.
+    """
+    if message is not None:
+        logging.error("%s", message)
+        print(f"error: {message}", file=sys.stderr)
+    for handler in py_logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def fail_processes(message: str, poll_s: float = 1.0) -> None:
+    """Multi-process: prints the error line, tells the others (they stop within `poll_s`), exits at once.
+
+    Process 0 hosts jax's coordination service and waits two polls before exiting, so that the
+    others read its message before the service goes (without it they abort on a lost connection).
+    """
+    line = f"process {jax.process_index()} failed: {message}"
+    logging.error("%s", line)
+    print(f"error: {line}", file=sys.stderr, flush=True)
+    announce_failure(message)
+    if jax.process_index() == 0:
+        time.sleep(2 * poll_s)
+    exit_now(None)

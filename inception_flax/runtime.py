@@ -4,6 +4,9 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import sys
+
+from inception_flax import storage
 
 # XLA's CPU backend (jax 0.10) hands convolutions to YNNPACK by default, which is about 2x slower
 # than PyTorch eager on Inception's shapes (1x1, 3x3, 1x7, 7x1, stride-2 VALID). This flag makes
@@ -44,8 +47,57 @@ def release_freed_memory() -> bool:
 
 
 class QuietLibraries(logging.Filter):
-    """orbax and TFDS log every file operation at INFO; keep their warnings, drop the chatter."""
+    """orbax and TFDS log every file operation at INFO; keep their warnings, drop the chatter.
+
+    When a checkpoint write fails (a full disk), orbax logs the same error with its traceback from
+    each of its threads, and asyncio one "exception was never retrieved" per abandoned array write
+    (hundreds): the first traceback is kept, later ones lose theirs, asyncio's echoes are dropped.
+    The training loop reports the failure itself, in one line.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._storage_traceback_shown = False
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if "/asyncio/" in record.pathname and any(s in str(record.msg) for s in _ASYNCIO_ECHOES):
+            return False
         noisy = any(part in record.pathname for part in ("/orbax/", "/tensorflow_datasets/"))
+        if noisy and record.exc_info and storage.os_error_code(record.exc_info[1]) is not None:
+            if self._storage_traceback_shown:
+                record.exc_info, record.exc_text = None, None
+            self._storage_traceback_shown = True
         return record.levelno >= logging.WARNING or not noisy
+
+
+_ASYNCIO_ECHOES = ("exception was never retrieved", "Task was destroyed but it is pending")
+
+
+def quiet_abandoned_writes() -> None:
+    """Silences what orbax's abandoned writes print after a failed save, straight to stderr.
+
+    After a write fails, TensorStore still completes the other writes of that save and calls back
+    into the event loop orbax has closed: each callback prints `RuntimeError: Event loop is
+    closed` with its traceback (about 500 of them for a small network), and at exit Python reports
+    each unfinished write coroutine. Only those are dropped; every other error prints as before.
+    """
+    previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
+
+    def excepthook(kind, value, tb):
+        if not _abandoned_write(value):
+            previous_except(kind, value, tb)
+
+    def unraisablehook(unraisable):
+        if not _abandoned_write(unraisable.exc_value):
+            previous_unraisable(unraisable)
+
+    sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
+
+
+def _abandoned_write(error: BaseException | None) -> bool:
+    text = str(error)
+    return (
+        (isinstance(error, RuntimeError) and text == "Event loop is closed")
+        or (isinstance(error, ImportError) and "Python is likely shutting down" in text)
+        or (error is not None and storage.os_error_code(error) is not None)
+    )

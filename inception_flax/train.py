@@ -8,6 +8,7 @@ inserts the cross-device reductions), as in synchronous replicated training.
 
 import dataclasses
 import functools
+import gc
 import json
 import os
 import time
@@ -33,6 +34,7 @@ from inception_flax import (
     optim,
     recipe,
     runtime,
+    storage,
 )
 from inception_flax.config_check import ConfigError
 from inception_flax.faults import NonFiniteError, Progress
@@ -205,10 +207,10 @@ def train_and_evaluate(
     abstract = jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state(model, tx, config)
     )
-    # Before anything is written or compiled.
-    checkpoint.check_storage(workdir, sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(abstract)))
+    state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(abstract))
+    storage.check_workdir(workdir, state_bytes)  # before anything is written or compiled
     writer = metric_writers.create_default_writer(workdir, just_logging=not is_main, asynchronous=True)
-    ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints, async_save=True)
+    ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints, async_save=True, state_bytes=state_bytes)
     # The config travels with every step, so evaluate.py needs no flags for this workdir.
     meta = {**checkpoint_meta(config, model.num_classes), "config": json.loads(config.to_json_best_effort())}
 
@@ -234,7 +236,8 @@ def train_and_evaluate(
         )
 
     if start_step == 0 and is_main:
-        writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict | list | tuple)})
+        with ckpt.writing("Writing TensorBoard summaries", workdir):
+            writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict | list | tuple)})
         logging.info("%s", parameter_overview.get_parameter_overview(state.params, include_stats=False))
     logging.info(
         "%s: global batch %d over %d device(s) on %d host(s). Recipe:\n%s",
@@ -274,10 +277,12 @@ def train_and_evaluate(
     last_log = (time.time(), start_step)
     pending: tuple[int, int, jax.Array] | None = None  # (step, data position, finite flag) checked one step late
 
-    def record(step: int, scalars: dict[str, Any]) -> None:
-        """Also as JSON lines (`metrics_log`), for tools that read curves back (the ablation)."""
-        if is_main and metrics_log.writable(workdir):
-            metrics_log.append(workdir, step, step / per_epoch, scalars)
+    def write(step: int, scalars: dict[str, Any]) -> None:
+        """To TensorBoard and as JSON lines (`metrics_log`), for tools that read curves back (the ablation)."""
+        with ckpt.writing("Writing metrics", workdir):
+            writer.write_scalars(step, scalars)
+            if is_main and metrics_log.writable(workdir):
+                metrics_log.append(workdir, step, step / per_epoch, scalars)
 
     def check(pending):
         if pending is not None and not bool(pending[2]):
@@ -331,6 +336,7 @@ def train_and_evaluate(
                 train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
                 for hook in hooks:
                     hook(step)
+                ckpt.check()  # a background save that failed stops training here, at the step boundary
                 last_step = step == total_steps
                 if step % config.log_every_steps == 0 or last_step:
                     check(pending)
@@ -339,8 +345,7 @@ def train_and_evaluate(
                     seconds = max(now - last_log[0], 1e-9)
                     summary["images_per_second"] = (step - last_log[1]) * config.batch_size / seconds
                     summary["skipped_images"] = source.skipped
-                    writer.write_scalars(step, summary)
-                    record(step, summary)
+                    write(step, summary)
                     history.append((step, float(summary["train_loss"])))
                     train_metrics, last_log = None, (now, step)
                 if step % config.eval_every_steps == 0 or last_step:
@@ -350,8 +355,7 @@ def train_and_evaluate(
                         params = state.ema_params
                         stats = stats if state.ema_batch_stats is None else state.ema_batch_stats
                     eval_result = evaluator.run({"params": params, "batch_stats": stats}, source, pcfg)
-                    writer.write_scalars(step, {f"eval_{k}": v for k, v in eval_result.items()})
-                    record(step, {f"eval_{k}": v for k, v in eval_result.items()})
+                    write(step, {f"eval_{k}": v for k, v in eval_result.items()})
                 # Several processes must stop at the same step: there orbax's reached_preemption (jax's
                 # preemption sync) decides; a lone process may act on its own SIGTERM flag.
                 preempted = ckpt.reached_preemption(step) or (jax.process_count() == 1 and preemption.requested)
@@ -368,11 +372,14 @@ def train_and_evaluate(
                 position, pending, train_metrics = progress.position, None, None
                 hooks, last_log = make_hooks(step), (time.time(), step)
                 train_iter = data.train_iterator(source, pcfg, position)
-        writer.flush()
+        with ckpt.writing("Writing metrics", workdir):
+            writer.flush()
     finally:
-        ckpt.close()
-        preemption.restore()
-        writer.close()
+        try:
+            ckpt.close()
+        finally:
+            preemption.restore()
+            _close_writer(writer, ckpt, workdir)
     return {
         "step": int(state.step),
         "preempted": int(state.step) < total_steps,  # stopped early on SIGTERM; rerun to resume
@@ -382,6 +389,20 @@ def train_and_evaluate(
         "skipped_batches": [list(r) for r in progress.skipped],
         **{f"eval_{k}": float(v) for k, v in eval_result.items()},
     }
+
+
+def _close_writer(writer: metric_writers.MetricWriter, ckpt: checkpoint.Checkpointer, workdir: str) -> None:
+    """Closes the writer; after a storage error already raised, a second one is only logged."""
+    already_failed = ckpt.failed
+    try:
+        with ckpt.writing("Writing TensorBoard summaries", workdir):
+            writer.close()
+    except Exception as e:
+        if not already_failed:
+            raise
+        logging.warning("After the storage error, closing the metric writer also failed: %s", str(e)[:300])
+    if ckpt.failed:
+        gc.collect()  # orbax's abandoned write coroutines end now, not noisily at interpreter shutdown
 
 
 def enable_compilation_cache(path: str) -> None:

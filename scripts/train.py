@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from inception_flax import checkpoint, config_check, data, faults, train  # noqa: E402
+from inception_flax import config_check, data, faults, storage, train  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and TensorBoard logs; resumed when it exists.")
@@ -48,6 +48,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.get_absl_handler().addFilter(runtime.QuietLibraries())
+    runtime.quiet_abandoned_writes()
     tf.config.set_visible_devices([], "GPU")  # tf.data only; keep TensorFlow off the accelerators
     config = _CONFIG.value
     try:  # before joining the other processes: a bad value fails at once, on its own
@@ -67,16 +68,26 @@ def main(argv: Sequence[str]) -> None:
     logging.info(
         "JAX process %d/%d, %d local devices", jax.process_index(), jax.process_count(), jax.local_device_count()
     )
+    several = jax.process_count() > 1
+    watch = faults.PeerWatch()  # another process that fails stops this one within a second
     try:
         result = train.train_and_evaluate(config, _WORKDIR.value)
     except (
         config_check.ConfigError,
         data.DatasetNotPreparedError,
         faults.NonFiniteError,
-        checkpoint.StorageError,
+        storage.StorageError,
     ) as e:
         logging.error("%s", e)
+        if several:
+            faults.fail_processes(str(e))
         raise SystemExit(f"error: {e}") from None
+    except Exception as e:
+        if several:  # the one full traceback, then the others are told
+            logging.exception("Process %d failed", jax.process_index())
+            faults.fail_processes(f"{type(e).__name__}: {e}")
+        raise
+    watch.stop()
     logging.info("Finished: %s", result)
 
 

@@ -38,6 +38,7 @@ class Processes:
         logdir: Path,
         env: dict[str, str] | None = None,
         distributed_flags: Sequence[str] = (),
+        script: Path = TRAIN,
     ):
         self.n, self.flags, self.logdir = n, list(flags), Path(logdir)
         # One CPU device per process; no persistent compile cache: a process that finds its program
@@ -50,6 +51,7 @@ class Processes:
             **(env or {}),
         }
         self.distributed_flags = list(distributed_flags)
+        self.script = script
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
         self.ended: dict[int, float] = {}
@@ -69,7 +71,7 @@ class Processes:
             with open(log, "w") as out:
                 self.procs.append(
                     subprocess.Popen(
-                        [sys.executable, str(TRAIN), *self.flags, *distributed],
+                        [sys.executable, str(self.script), *self.flags, *distributed],
                         cwd=ROOT,
                         env=self.env,
                         stdout=out,

@@ -1,13 +1,20 @@
-"""The workdir is checked before anything is written or compiled: writable, and room for two checkpoints."""
+"""Storage: the workdir is checked before anything is compiled (writable, room for two checkpoints),
+and a full, read-only or failing disk mid-run ends training with one line, nothing lost."""
 
 import collections
+import errno
+import functools
 import os
+import re
 import subprocess
+import time
 
+import jax
+import numpy as np
 import pytest
 
-from inception_flax import checkpoint, train
-from tests.test_train import tiny_config
+from inception_flax import checkpoint, storage, train
+from tests.test_train import overrides_as_flags, restore_state, run_script, tiny_config
 
 
 @pytest.fixture
@@ -30,26 +37,163 @@ def read_only_dir(tmp_path):
 def test_a_read_only_workdir_is_refused(read_only_dir):
     path, why = read_only_dir
     with pytest.raises(
-        checkpoint.StorageError, match=f"Cannot write the workdir {path}/work: {path} allows no writing \\({why}\\)"
+        storage.StorageError, match=f"Cannot write the workdir {path}/work: {path} allows no writing \\({why}\\)"
     ):
-        checkpoint.check_storage(str(path / "work"), 1000)
+        storage.check_workdir(str(path / "work"), 1000)
 
 
 def test_too_little_space_is_refused_before_anything_is_written(tfds_dir, tmp_path, monkeypatch):
     usage = collections.namedtuple("usage", "total used free")
-    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 1000, 1000))
     workdir = tmp_path / "work"
     with pytest.raises(
-        checkpoint.StorageError, match=r"No room for checkpoints in .*work: 0.00 GB free .* of 2 checkpoints"
+        storage.StorageError, match=r"No room for checkpoints in .*work: 0.00 GB free .* of 2 checkpoints"
     ):
         train.train_and_evaluate(tiny_config(tfds_dir), str(workdir))
     assert not workdir.exists()
 
 
 def test_room_and_remote_workdirs_pass(tmp_path):
-    checkpoint.check_storage(str(tmp_path / "a" / "b"), 1000)  # creatable: its parent exists and is writable
-    checkpoint.check_storage("gs://bucket/run", 10**15)  # remote: not checked
+    storage.check_workdir(str(tmp_path / "a" / "b"), 1000)  # creatable: its parent exists and is writable
+    storage.check_workdir("gs://bucket/run", 10**15)  # remote: not checked
     assert not (tmp_path / "a").exists()  # nothing written
     (tmp_path / "file").write_text("x")
-    with pytest.raises(checkpoint.StorageError, match="is a file, not a directory"):
-        checkpoint.check_storage(str(tmp_path / "file" / "work"), 1000)
+    with pytest.raises(storage.StorageError, match="is a file, not a directory"):
+        storage.check_workdir(str(tmp_path / "file" / "work"), 1000)
+
+
+# ------------------------------------------------------------------ faults during training
+# A tiny run's checkpoint takes about 5.4 MB; the small file systems below are sized from it.
+CHECKPOINT_MB = 5.4
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A file system of its own (a 40 MB tmpfs, as root), so that filling it or making it read-only
+    touches nothing else. Without root the tests patch the writes instead (see `FullDisk`)."""
+    path = tmp_path / "fs"
+    path.mkdir()
+    if os.geteuid() != 0 or _mount(path, "size=40m") != 0:
+        yield None
+        return
+    yield path
+    subprocess.run(["umount", "-l", str(path / "work")], check=False, capture_output=True)  # a bind mount left
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _mount(path, options, remount=False):
+    command = ["mount", "-o", f"remount,{options}", str(path)] if remount else ["mount", "-t", "tmpfs", "-o", options]
+    return subprocess.run(command + ([] if remount else ["tmpfs", str(path)]), check=False).returncode
+
+
+class Fault:
+    """Breaks the workdir's storage when the run reaches global batch `position`, after the
+    checkpoint of step `after` is complete (orbax renames it from its temporary name when done)."""
+
+    def __init__(self, workdir, kind, position, after=None, fs=None, monkeypatch=None):
+        self.workdir, self.kind, self.position, self.after = workdir, kind, position, after
+        self.fs, self.monkeypatch = fs, monkeypatch
+        self.filler = None if fs is None else fs / "filler"
+
+    def hook(self, position, batch):
+        if position == self.position:
+            deadline = time.time() + 120
+            while self.after is not None and not (self.workdir / "checkpoints" / str(self.after)).exists():
+                assert time.time() < deadline
+                time.sleep(0.05)
+            self.apply()
+        return batch
+
+    def apply(self):
+        if self.fs is not None and self.kind == "full":  # a real full disk: 1 MB left
+            free = storage.free_bytes(str(self.fs))
+            with open(self.filler, "wb") as f:
+                f.truncate(0)
+                f.write(b"\0" * (free - 2**20))
+        elif self.fs is not None:  # the workdir becomes read-only: a read-only bind mount over it (files
+            # open for writing keep their old mount, as when a volume turns read-only under a process)
+            run = functools.partial(subprocess.run, check=True)
+            run(["mount", "--bind", str(self.workdir), str(self.workdir)])
+            run(["mount", "-o", "remount,bind,ro", str(self.workdir)])
+        else:  # no root: every later checkpoint save fails as orbax reports a full or read-only disk
+            code = errno.ENOSPC if self.kind == "full" else errno.EROFS
+            error = ValueError(f"RESOURCE_EXHAUSTED: Error writing: Failed writing [os_error_code='{code}']")
+
+            def failing_save(*args, **kwargs):
+                raise error
+
+            self.monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", failing_save)
+
+    def repair(self):
+        if self.fs is not None and self.kind == "full":
+            self.filler.unlink()
+        elif self.fs is not None:
+            subprocess.run(["umount", str(self.workdir)], check=True)
+        else:
+            self.monkeypatch.undo()
+
+
+@pytest.fixture(scope="module")
+def straight(tfds_dir, tmp_path_factory):
+    """The uninterrupted run every restart must equal, bit for bit."""
+    workdir = tmp_path_factory.mktemp("straight")
+    train.train_and_evaluate(tiny_config(tfds_dir, eval_every_steps=100), str(workdir))
+    return restore_state(workdir, 6)
+
+
+@pytest.mark.parametrize(
+    ("kind", "position", "after", "message"),
+    [
+        ("full", 1, None, r"Saving checkpoint step 2 failed: .*: no space left on the device .*There is no complete"),
+        (
+            "full",
+            3,
+            2,
+            r"Saving checkpoint step 4 failed: .*: no space left on the device \(.* free on its file "
+            r"system, a checkpoint of this state takes .* MB\)\..* The newest complete checkpoint is step 2",
+        ),
+        ("read_only", 3, 2, r"failed: .*: read-only file system\..* The newest complete checkpoint is step 2"),
+    ],
+    ids=["full_at_first_save", "full_at_later_save", "read_only_mid_run"],
+)
+def test_storage_fault_mid_run_stops_cleanly_and_the_rerun_resumes_bitwise(
+    tfds_dir, tmp_path, small_fs, monkeypatch, straight, kind, position, after, message
+):
+    workdir = (small_fs or tmp_path) / "work"
+    fault = Fault(workdir, kind, position, after, small_fs, monkeypatch)
+    config = tiny_config(tfds_dir, eval_every_steps=100)
+    with pytest.raises(storage.StorageError, match=message) as raised:
+        train.train_and_evaluate(config, str(workdir), batch_hook=fault.hook)
+    print(raised.value)
+    saved = os.listdir(workdir / "checkpoints")
+    assert sorted(saved) == ([] if after is None else [str(after)])  # nothing half-written is left to take
+    fault.repair()
+    result = train.train_and_evaluate(config, str(workdir))
+    assert result["step"] == 6
+    jax.tree.map(np.testing.assert_array_equal, straight, restore_state(workdir, 6))
+
+
+def test_the_script_prints_one_line_for_a_full_disk(tfds_dir, small_fs, straight):
+    """The command a user runs: exit status, the line, no traceback flood, then a rerun that resumes."""
+    if small_fs is None:
+        pytest.skip("needs a tmpfs (root): the subprocess cannot be patched")
+    # Room for two checkpoints and a little: the third save (step 6, the last) fills the disk.
+    assert _mount(small_fs, f"size={int(2.6 * CHECKPOINT_MB * 2**20)}", remount=True) == 0
+    workdir = small_fs / "work"
+    flags = [*overrides_as_flags(tfds_dir, eval_every_steps=100), f"--workdir={workdir}"]
+    proc = run_script(flags)
+    out, _ = proc.communicate(timeout=900)
+    lines = out.strip().splitlines()
+    assert proc.returncode == 1, out[-3000:]
+    assert re.fullmatch(
+        r"error: Saving checkpoint step 6 failed: \S+: no space left on the device \(.*\)\. Removed the partial "
+        r"step 6 \(.*\)\. The newest complete checkpoint is step 4 in \S+; rerunning the same command resumes .*",
+        lines[-1],
+    ), lines[-1]
+    assert out.count("Traceback") <= 1 and len(lines) < 600, (out.count("Traceback"), len(lines))
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
+    assert _mount(small_fs, "size=40m", remount=True) == 0
+    resumed = run_script(flags)
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0 and "Resumed inception_resnet_v1 from step 4" in out, out[-3000:]
+    jax.tree.map(np.testing.assert_array_equal, straight, restore_state(workdir, 6))
