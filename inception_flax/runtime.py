@@ -8,11 +8,10 @@ import sys
 
 from inception_flax import storage
 
-# XLA's CPU backend (jax 0.10) hands convolutions to YNNPACK by default, which is about 2x slower
-# than PyTorch eager on Inception's shapes (1x1, 3x3, 1x7, 7x1, stride-2 VALID). This flag makes
-# it emit plain convolutions (Eigen over oneDNN sgemm) instead: measured on 2 CPU cores, per-layer
-# forward+backward time drops to 0.84-1.06x of torch eager, and the Inception-ResNet-v2 training
-# step runs 1.28x faster (0.88 vs 0.69 img/s at 299x299, batch 8). It changes nothing on TPU/GPU.
+# XLA's CPU backend (jax 0.10) hands convolutions to YNNPACK by default, which is slower than
+# PyTorch eager on Inception's shapes (1x1, 3x3, 1x7, 7x1, stride-2 VALID). This flag makes it emit
+# plain convolutions (Eigen over oneDNN sgemm) instead, which are faster on those shapes
+# (measurements with processor and date: docs/performance.md). It changes nothing on TPU/GPU.
 FAST_CPU_CONV_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 
 
@@ -33,9 +32,9 @@ def release_freed_memory() -> bool:
     """Hands the heap memory the process has freed back to the OS (glibc's `malloc_trim`).
 
     Compiling a full network's train step allocates and frees about a gigabyte in XLA's compiler;
-    glibc keeps that memory mapped, so it adds to the peak of every later step. Measured on 2 CPU
-    cores (Inception-ResNet-v2, batch 8): peak RSS over the first steps 5.28 GB without, 4.22 GB
-    with a trim after the compile. False (nothing done) where the C library has no `malloc_trim`.
+    glibc keeps that memory mapped, so it adds to the peak of every later step (the measured peaks
+    with and without: docs/performance.md). False (nothing done) where the C library has no
+    `malloc_trim`.
     """
     name = ctypes.util.find_library("c")
     try:

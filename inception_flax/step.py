@@ -107,7 +107,7 @@ def init_state(
     abstract: TrainState | None = None,
 ) -> TrainState:
     """A fresh state, placed with `sharding`. Not jittable: `models.init_variables` draws the
-    parameters (seconds, where `jax.jit(model.init)` compiles for ~40 s on 2 CPU cores).
+    parameters eagerly, where `jax.jit(model.init)` would compile one kernel per parameter.
     `abstract` (from `abstract_state`) spares tracing the network's shapes a second time."""
     init_rng, state_rng = jax.random.split(rng)
     shapes = None if abstract is None else {"params": abstract.params, "batch_stats": abstract.batch_stats}
@@ -151,8 +151,8 @@ def train_step(
     # A finite gradient norm bounds the update (clipping, RMSProp and SGD only rescale the
     # gradient), so the loss and the norm decide. The state moves under `lax.cond` rather than
     # being selected leaf by leaf after the update: XLA then updates it in place, without a second
-    # copy of the state to choose from (IR-v2's optimiser part alone: 0.45 -> 0.22 GB scratch,
-    # ~1,000 fewer fusions; the whole step traces and compiles 6-9 s sooner, same values).
+    # copy of the state to choose from (less scratch memory, fewer fusions, a faster compile, the
+    # same values; figures in docs/performance.md).
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
     def update(state: TrainState) -> TrainState:

@@ -61,7 +61,7 @@ class Conv(nn.Conv):
     XLA's CPU backend computes a convolution's kernel gradient from a transposed copy of its input,
     and builds that copy with a fusion that recomputes the input's producers: behind a chain of
     Inception-ResNet blocks it re-adds every earlier residual sum, once per consumer (quadratic in
-    depth; 80% of the IR-v2 training step on 2 cores). A `dot_general` reads its operands as they
+    depth; most of the IR-v2 training step on CPU, docs/performance.md). A `dot_general` reads its operands as they
     are, so the 1x1 layers (most of those that read a block's output) need no such copy.
     Grouped or dilated convolutions and explicit paddings are not supported (the networks use none).
     """
