@@ -64,7 +64,8 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.cold_learning_rate = 0.001  # ... per base_batch_size images
     c.warmup_epochs = 2.0  # ... then linear from cold_learning_rate to learning_rate
     c.rmsprop_decay = 0.9
-    c.rmsprop_momentum = 0.9
+    c.momentum = 0.9  # RMSProp's momentum, or SGD's (Nesterov)
+    c.rmsprop_momentum = ml_collections.config_dict.placeholder(float)  # old name of momentum: warns, then sets it
     c.rmsprop_epsilon = 1.0
     c.grad_clip_norm = 2.0
     c.label_smoothing = 0.1

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ml_collections
+from absl import logging
 
 from inception_flax.models import registry
 
@@ -48,6 +49,17 @@ def _auto_or_positive(source: str) -> Rule:
     """-1 means "derived from `source`"; otherwise a positive integer."""
     ok, _ = _int(-1)
     return (lambda x: ok(x) and x != 0), f"-1 (from {source}) or an integer >= 1"
+
+
+def _renamed(rule: Rule) -> Rule:
+    """An old field name: unset (None), or a value the new field's rule allows."""
+    ok, allowed = rule
+    return (lambda x: x is None or ok(x)), f"{allowed} (or unset)"
+
+
+# Old field name -> new one. The old name keeps working on the command line and in configs:
+# `check` moves its value to the new field with a one-line warning.
+RENAMED = {"rmsprop_momentum": "momentum"}
 
 
 def _choice(*options: str) -> Rule:
@@ -118,7 +130,8 @@ RULES: dict[str, Rule] = {
     "cold_learning_rate": _real(0),
     "warmup_epochs": _real(0),
     "rmsprop_decay": _real(0, 1, hi_open=True),
-    "rmsprop_momentum": _real(0, 1, hi_open=True),
+    "momentum": _real(0, 1, hi_open=True),
+    "rmsprop_momentum": _renamed(_real(0, 1, hi_open=True)),
     "rmsprop_epsilon": _real(0, lo_open=True),
     "grad_clip_norm": _real(0),
     "label_smoothing": _real(0, 1, hi_open=True),
@@ -140,7 +153,10 @@ RULES: dict[str, Rule] = {
 
 
 def check(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError for the first field outside its range (or a field this table lacks)."""
+    """Raises ConfigError for the first field outside its range (or a field this table lacks).
+
+    A value given under an old field name (`RENAMED`) is moved to the new field, with a warning.
+    """
     for name, value in config.items():
         if name not in RULES:
             raise ConfigError(f"config.{name} is not a known field (known: {', '.join(sorted(RULES))}).")
@@ -154,3 +170,14 @@ def check(config: ml_collections.ConfigDict) -> None:
     missing = sorted(set(RULES) - set(config.keys()))
     if missing:
         raise ConfigError(f"The config lacks the fields {missing}; build it from config_base.get_base_config().")
+    for old, new in RENAMED.items():
+        if config[old] is not None:
+            logging.warning(
+                "config.%s is now called config.%s: using %s=%r (instead of %r).",
+                old,
+                new,
+                new,
+                config[old],
+                config[new],
+            )
+            config[new], config[old] = config[old], None

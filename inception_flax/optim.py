@@ -94,9 +94,9 @@ def tf1_rmsprop(learning_rate: optax.ScalarOrSchedule, decay: float, momentum: f
 def create_optimizer(config: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
     """Gradient clipping at a global norm, then the optimiser (L2 decay is part of the loss, as in slim)."""
     if config.optimizer == "rmsprop":
-        opt = tf1_rmsprop(schedule, config.rmsprop_decay, config.rmsprop_momentum, config.rmsprop_epsilon)
+        opt = tf1_rmsprop(schedule, config.rmsprop_decay, config.momentum, config.rmsprop_epsilon)
     elif config.optimizer == "sgd":
-        opt = optax.sgd(schedule, momentum=config.rmsprop_momentum, nesterov=True)
+        opt = optax.sgd(schedule, momentum=config.momentum, nesterov=True)
     else:
         raise ValueError(f"Unknown optimizer {config.optimizer!r} (rmsprop or sgd).")
     if config.grad_clip_norm > 0:

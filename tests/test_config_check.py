@@ -1,13 +1,19 @@
 """Every field of the base config has a range check, and every experiment config passes it."""
 
 import importlib
+import logging
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import ml_collections
 import pytest
 
 from inception_flax import config_base, config_check
 from inception_flax.config_check import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Values a user could type that must be refused, for every field of the base config.
 BAD = {
@@ -47,7 +53,8 @@ BAD = {
     "cold_learning_rate": [-0.001],
     "warmup_epochs": [-1.0],
     "rmsprop_decay": [1.0, -0.1],
-    "rmsprop_momentum": [1.0],
+    "momentum": [1.0],
+    "rmsprop_momentum": [1.0, -0.5],
     "rmsprop_epsilon": [0.0, -1.0],
     "grad_clip_norm": [-2.0],
     "label_smoothing": [1.0, -0.1],
@@ -122,3 +129,29 @@ def test_unknown_and_missing_fields():
     c = ml_collections.ConfigDict({k: v for k, v in config_base.get_base_config().items() if k != "seed"})
     with pytest.raises(ConfigError, match=r"lacks the fields \['seed'\]"):
         config_check.check(c)
+
+
+def test_an_old_field_name_still_works_with_a_warning(caplog):
+    """`rmsprop_momentum` (renamed `momentum`, which SGD uses too) still sets momentum, with a warning."""
+    config = config_base.get_base_config()
+    config.rmsprop_momentum = 0.5
+    with caplog.at_level(logging.WARNING):
+        config_check.check(config)
+    assert config.momentum == 0.5 and config.rmsprop_momentum is None
+    assert "config.rmsprop_momentum is now called config.momentum: using momentum=0.5 (instead of 0.9)" in caplog.text
+    caplog.clear()
+    config_check.check(config)  # checked again (as train.validate does): nothing moves, no second warning
+    assert config.momentum == 0.5 and "rmsprop_momentum" not in caplog.text
+
+
+def test_an_old_field_name_still_works_on_the_command_line():
+    out = subprocess.run(
+        [sys.executable, "scripts/schedule.py", "--config=configs/demo.py", "--config.rmsprop_momentum=0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "config.rmsprop_momentum is now called config.momentum: using momentum=0.5" in out.stderr

@@ -51,7 +51,7 @@ def test_staircase_schedule_and_batch_scaling():
 
 def test_gradient_clipping_at_global_norm():
     c = config_base.get_base_config()
-    c.optimizer, c.rmsprop_momentum = "sgd", 0.0
+    c.optimizer, c.momentum = "sgd", 0.0
     tx = optim.create_optimizer(c, optax.constant_schedule(1.0))
     g = {"a": jnp.full((4,), 10.0)}
     updates, _ = tx.update(g, tx.init(g), g)
