@@ -1,9 +1,10 @@
 """orbax checkpoints: training workdirs that never lose work, converted weights, and `load`.
 
 Two kinds of directory hold a network:
-- a training `--workdir`: `<workdir>/checkpoints/<step>/{state,meta}`, the meta recording the model,
-  its options and the training config;
+- a training `--workdir`: `<workdir>/checkpoints/<step>/{state,meta}`;
 - converted weights (`scripts/convert_weights.py`): `<dir>/variables/` plus `<dir>/inception_flax.json`.
+Both record their metadata in one schema (`META_FORMAT`: model, options, and config/progress or
+the weights' source), written and read only here; the older shapes still read (`parse_meta`).
 `load(path)` reads either and returns `(model, variables)`; nothing is ever unpickled.
 
 orbax lists a step directory as valid even when its files are truncated or missing, and a
@@ -32,7 +33,44 @@ from etils import epath
 from inception_flax import models, storage
 
 WEIGHTS_META = "inception_flax.json"  # beside `variables/` in a converted-weights directory
-WEIGHTS_FORMAT = "inception_flax.weights/1"
+# The one metadata schema of both kinds of directory (written by `make_meta`, read by `parse_meta`):
+#   format    META_FORMAT
+#   model     a name of models.MODELS
+#   options   models.create's keyword arguments (num_classes, width, aux_logits, the variant's own)
+#   config    training workdirs: the training config the run recorded
+#   progress  training workdirs: the data position and rewinds (faults.Progress)
+#   source, input, background_class, eval_defaults   converted weights: where they came from
+META_FORMAT = "inception_flax/2"
+_OLD_WEIGHTS_FORMAT = "inception_flax.weights/1"  # same keys as META_FORMAT
+_WORKDIR_KEYS = ("model", "config", "progress")  # the rest of an old (unversioned) workdir's meta is options
+
+
+def _parsed_or_raw(meta: dict[str, Any]) -> dict[str, Any]:
+    """For resuming: the arrays restored, metadata of an unknown shape must not discard the step."""
+    try:
+        return parse_meta(meta)
+    except ValueError:
+        return meta
+
+
+def make_meta(model: str, options: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Metadata in the one schema; `extra` holds the optional keys (config, progress, source, ...)."""
+    return {"format": META_FORMAT, "model": model, "options": dict(options), **extra}
+
+
+def parse_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """Any metadata this project ever wrote, in the current schema.
+
+    Before the schema, training workdirs stored the model options flat beside `model`, `config`
+    and `progress`; converted weights used format "inception_flax.weights/1" (the same keys).
+    """
+    found = meta.get("format")
+    if found in (META_FORMAT, _OLD_WEIGHTS_FORMAT):
+        return {**meta, "format": META_FORMAT}
+    if found is None and "model" in meta:
+        options = {k: v for k, v in meta.items() if k not in _WORKDIR_KEYS}
+        return make_meta(meta["model"], options, **{k: meta[k] for k in ("config", "progress") if k in meta})
+    raise ValueError(f"unknown checkpoint metadata (format {found!r}); this version reads {META_FORMAT}.")
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -53,13 +91,13 @@ def _steps(directory: str) -> list[int]:
 
 
 def read_meta(workdir: str) -> tuple[int, dict[str, Any]] | None:
-    """(step, metadata) of the newest step whose metadata is readable; no arrays are touched."""
+    """(step, metadata in the current schema) of the newest step whose metadata is readable; no arrays are touched."""
     directory = checkpoint_dir(workdir)
     for step in _steps(directory):
         try:
             with _manager(directory) as manager:
                 restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-            return step, dict(restored["meta"])
+            return step, parse_meta(dict(restored["meta"]))
         except Exception as e:
             logging.warning("Checkpoint step %d has no readable metadata (%s); trying an older step.", step, e)
     return None
@@ -102,7 +140,7 @@ class Checkpointer:
                 if dataclasses.is_dataclass(abstract_state):
                     names = [f.name for f in dataclasses.fields(abstract_state)]
                     state = abstract_state.replace(**{n: state.get(n) for n in names})
-                return state, step, dict(restored["meta"] or {})
+                return state, step, _parsed_or_raw(dict(restored["meta"] or {}))
             except Exception as e:
                 logging.warning("Cannot restore checkpoint step %d (%s); falling back to an older step.", step, e)
                 self._set_aside(step)
@@ -241,13 +279,13 @@ class CheckpointInfo:
 
 
 def _workdir_info(path: str, step: int, meta: dict[str, Any]) -> CheckpointInfo:
-    options = {k: v for k, v in meta.items() if k not in ("model", "config", "progress")}
-    return CheckpointInfo(path, "workdir", meta["model"], options, step, meta.get("config"), meta)
+    meta = parse_meta(meta)
+    return CheckpointInfo(path, "workdir", meta["model"], dict(meta["options"]), step, meta.get("config"), meta)
 
 
 def _read_step_meta(directory: str, step: int) -> dict[str, Any]:
     with _manager(directory) as manager:
-        return dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+        return parse_meta(dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]))
 
 
 def steps(workdir: str) -> list[int]:
@@ -262,8 +300,9 @@ def describe(path: str, step: int | None = None) -> CheckpointInfo:
     if os.path.isfile(meta_file):
         with open(meta_file) as f:
             meta = json.load(f)
-        if meta.get("format") != WEIGHTS_FORMAT:
+        if meta.get("format") not in (META_FORMAT, _OLD_WEIGHTS_FORMAT):
             raise ValueError(f"{meta_file} is not an inception_flax weights file (format {meta.get('format')!r}).")
+        meta = parse_meta(meta)
         return CheckpointInfo(path, "weights", meta["model"], dict(meta["options"]), meta=meta)
     directory = checkpoint_dir(path)
     available = _steps(directory)
@@ -380,7 +419,8 @@ def save_weights(directory: str, variables: dict[str, Any], meta: dict[str, Any]
         checkpointer.save(os.path.join(partial, "variables"), variables)
         checkpointer.wait_until_finished()
         with open(os.path.join(partial, WEIGHTS_META), "w") as f:
-            json.dump({"format": WEIGHTS_FORMAT, **meta}, f, indent=2, sort_keys=True)
+            extra = {k: v for k, v in meta.items() if k not in ("model", "options", "format")}
+            json.dump(make_meta(meta["model"], meta["options"], **extra), f, indent=2, sort_keys=True)
         if os.path.exists(directory):
             os.rmdir(directory)  # empty, checked above
         os.replace(partial, directory)

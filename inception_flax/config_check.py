@@ -62,6 +62,15 @@ def _renamed(rule: Rule) -> Rule:
 RENAMED = {"rmsprop_momentum": "momentum"}
 
 
+def upgrade_recorded(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A config recorded under old field names (a workdir's config.json), as today's fields."""
+    upgraded = dict(recorded)
+    for old, new in RENAMED.items():
+        if old in upgraded and new not in upgraded:
+            upgraded[new], upgraded[old] = upgraded[old], None
+    return upgraded
+
+
 def _choice(*options: str) -> Rule:
     return (lambda x: x in options), "one of " + ", ".join(repr(o) for o in options)
 

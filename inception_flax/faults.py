@@ -76,6 +76,32 @@ def non_finite(step: int, position: int, directory: str) -> NonFiniteError:
     )
 
 
+def check_rewind(error: NonFiniteError, progress: Progress, mode: str, max_rewinds: int) -> None:
+    """Returns if `config.nonfinite` allows another rewind; otherwise raises (halt, or gave up)."""
+    if mode != "rewind":
+        raise error
+    if progress.rewinds >= max_rewinds:
+        raise NonFiniteError(
+            f"{error} Gave up after {progress.rewinds} rewinds (config.max_rewinds).", error.step, error.position
+        )
+
+
+def rewound(error: NonFiniteError, progress: Progress, restored: Progress, step: int, max_rewinds: int) -> Progress:
+    """The progress after rewinding to checkpoint `step` (at `restored`), logged."""
+    new = progress.after_rewind(restored, error.position)
+    logging.warning(
+        "Non-finite loss or gradients at step %d: rewound to step %d and skipped global batches [%d, %d) "
+        "(rewind %d of at most %d).",
+        error.step,
+        step,
+        restored.position,
+        error.position,
+        new.rewinds,
+        max_rewinds,
+    )
+    return new
+
+
 class Preemption:
     """SIGTERM sets a flag; the loop saves and stops at the next step boundary.
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import jax
 import ml_collections
+import optax
 from absl import logging
-from clu import metric_writers, parameter_overview, periodic_actions
 from jax.sharding import NamedSharding
 
 from inception_flax import (
@@ -29,18 +29,16 @@ from inception_flax import (
     faults,
     finetune,
     mesh,
-    metrics_log,
     models,
     optim,
     recipe,
+    reporting,
     runtime,
     storage,
 )
 from inception_flax.config_check import ConfigError
 from inception_flax.faults import NonFiniteError, Progress
 from inception_flax.step import TrainState, abstract_state, init_state, model_options, train_step
-
-METRICS_FILE = metrics_log.FILE  # kept for importers of the old name
 
 
 # --------------------------------------------------------------------------------- building
@@ -51,10 +49,9 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int) -> models.
         raise ConfigError(str(e)) from None
 
 
-def checkpoint_meta(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
-    """What a checkpoint must agree on to be resumed by `config`."""
+def checkpoint_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    """The network's options a checkpoint records (models.create's); resuming one must match them."""
     return {
-        "model": config.model,
         "num_classes": num_classes,
         "width": config.width,
         "aux_logits": config.aux_logits,
@@ -99,8 +96,9 @@ def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.In
     found = checkpoint.read_meta(workdir)
     if found is not None:
         step, meta = found
-        wanted = checkpoint_meta(config, num_classes)
-        diff = {k: (meta.get(k), v) for k, v in wanted.items() if meta.get(k) != v}
+        wanted = {"model": config.model, **checkpoint_options(config, num_classes)}
+        have = {"model": meta["model"], **meta["options"]}
+        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
         if diff:
             detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
             raise ConfigError(
@@ -181,6 +179,34 @@ def _fill_missing(state: TrainState, config: ml_collections.ConfigDict, step: in
     return state
 
 
+def restore_or_init(
+    ckpt: checkpoint.Checkpointer,
+    abstract: TrainState,
+    model: models.Inception,
+    tx: optax.GradientTransformation,
+    config: ml_collections.ConfigDict,
+    sharding: NamedSharding,
+) -> tuple[TrainState, int, Progress]:
+    """The newest good checkpoint, or the initial state (fine-tuned from `init_from`) when there is none."""
+    restored = ckpt.restore_latest(abstract)
+    if restored is not None:
+        state, step, step_meta = restored
+        return _fill_missing(state, config, step), step, Progress.from_meta(step_meta, step)
+    began = time.perf_counter()
+    state = init_state(model, tx, config, jax.random.key(config.seed), sharding, abstract)
+    logging.info("Initialised %s in %.1f s", config.model, time.perf_counter() - began)
+    if config.init_from:
+        state = _init_from(state, config.init_from, sharding)
+    return state, 0, Progress(0)
+
+
+def _eval_variables(state: TrainState, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    if not config.eval_with_ema:
+        return {"params": state.params, "batch_stats": state.batch_stats}
+    stats = state.batch_stats if state.ema_batch_stats is None else state.ema_batch_stats
+    return {"params": state.ema_params, "batch_stats": stats}
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -199,55 +225,23 @@ def train_and_evaluate(
     total_steps = num_train_steps(config, per_epoch)
     schedule = optim.learning_rate_schedule(config, per_epoch)
     tx = optim.create_optimizer(config, schedule)
-
     device_mesh = mesh.make_mesh()
     replicated, batch_sharding = mesh.shardings(device_mesh)
-
-    is_main = jax.process_index() == 0
     abstract = jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state(model, tx, config)
     )
     state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(abstract))
     storage.check_workdir(workdir, state_bytes)  # before anything is written or compiled
-    writer = metric_writers.create_default_writer(workdir, just_logging=not is_main, asynchronous=True)
+
     ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints, async_save=True, state_bytes=state_bytes)
+    report = reporting.Reporter(config, workdir, ckpt, total_steps, per_epoch)
     # The config travels with every step, so evaluate.py needs no flags for this workdir.
-    meta = {**checkpoint_meta(config, model.num_classes), "config": json.loads(config.to_json_best_effort())}
-
-    def newest_state() -> tuple[TrainState, int, Progress]:
-        """The newest good checkpoint, or the initial state when there is none."""
-        restored = ckpt.restore_latest(abstract)
-        if restored is not None:
-            state, step, step_meta = restored
-            return _fill_missing(state, config, step), step, Progress.from_meta(step_meta, step)
-        began = time.perf_counter()
-        state = init_state(model, tx, config, jax.random.key(config.seed), replicated, abstract)
-        logging.info("Initialised %s in %.1f s", config.model, time.perf_counter() - began)
-        if config.init_from:
-            state = _init_from(state, config.init_from, replicated)
-        return state, 0, Progress(0)
-
-    state, start_step, progress = newest_state()
-    if start_step == 0:
-        logging.info("Starting %s from %s in %s", config.model, config.init_from or "scratch", workdir)
-    else:
-        logging.info(
-            "Resumed %s from step %d (global batch %d) in %s", config.model, start_step, progress.position, workdir
-        )
-
-    if start_step == 0 and is_main:
-        with ckpt.writing("Writing TensorBoard summaries", workdir):
-            writer.write_hparams({k: v for k, v in config.to_dict().items() if not isinstance(v, dict | list | tuple)})
-        logging.info("%s", parameter_overview.get_parameter_overview(state.params, include_stats=False))
-    logging.info(
-        "%s: global batch %d over %d device(s) on %d host(s). Recipe:\n%s",
-        config.model,
-        config.batch_size,
-        jax.device_count(),
-        jax.process_count(),
-        recipe.format_summary(recipe.summarize(config, source.num_examples(config.train_split))),
+    meta = checkpoint.make_meta(
+        config.model, checkpoint_options(config, model.num_classes), config=json.loads(config.to_json_best_effort())
     )
-
+    state, step, progress = restore_or_init(ckpt, abstract, model, tx, config, replicated)
+    _log_start(config, workdir, source, step, progress)
+    report.begin(step, state.params)
     step_fn = jax.jit(
         functools.partial(train_step, model=model, tx=tx, schedule=schedule, config=config),
         in_shardings=(replicated, batch_sharding),
@@ -255,107 +249,36 @@ def train_and_evaluate(
         donate_argnums=0,
     )
     evaluator = evaluation.Evaluator(model, mesh=device_mesh)
-
-    def make_hooks(first_step: int) -> list[periodic_actions.PeriodicAction]:
-        """Progress reports (and a profile); made anew after a rewind, as they expect increasing steps."""
-        report = periodic_actions.ReportProgress(
-            num_train_steps=total_steps, writer=writer, every_steps=config.log_every_steps
-        )
-        if is_main and config.profile and first_step == start_step:
-            return [
-                report,
-                periodic_actions.Profile(logdir=workdir, num_profile_steps=5, first_profile=first_step + 10),
-            ]
-        return [report]
-
-    hooks = make_hooks(start_step)
     preemption = faults.Preemption(install=jax.process_count() == 1)
     train_iter = data.train_iterator(source, pcfg, progress.position)
-    train_metrics = None
-    eval_result: dict[str, Any] = {}
-    history: list[tuple[int, float]] = []  # (step, mean train loss since the previous log)
-    last_log = (time.time(), start_step)
-    pending: tuple[int, int, jax.Array] | None = None  # (step, data position, finite flag) checked one step late
-
-    def write(step: int, scalars: dict[str, Any]) -> None:
-        """To TensorBoard and as JSON lines (`metrics_log`), for tools that read curves back (the ablation)."""
-        with ckpt.writing("Writing metrics", workdir):
-            writer.write_scalars(step, scalars)
-            if is_main and metrics_log.writable(workdir):
-                metrics_log.append(workdir, step, step / per_epoch, scalars)
+    position, compiled, eval_result = progress.position, None, {}
+    pending: tuple[int, int, jax.Array] | None = None  # (step, data position, finite flag), checked a step late
 
     def check(pending):
         if pending is not None and not bool(pending[2]):
             raise faults.non_finite(pending[0], pending[1], ckpt.directory)
 
-    def rewind(error: NonFiniteError) -> tuple[TrainState, int, Progress]:
-        """Back to the newest checkpoint, past every batch from it to the one that failed (or raise)."""
-        if config.nonfinite != "rewind" or progress.rewinds >= config.max_rewinds:
-            if config.nonfinite == "rewind":
-                raise NonFiniteError(
-                    f"{error} Gave up after {progress.rewinds} rewinds (config.max_rewinds).",
-                    error.step,
-                    error.position,
-                )
-            raise error
-        ckpt.close()  # lets in-flight saves finish before reading the newest one
-        state, step, restored = newest_state()
-        new = progress.after_rewind(restored, error.position)
-        logging.warning(
-            "Non-finite loss or gradients at step %d: rewound to step %d and skipped global batches [%d, %d) "
-            "(rewind %d of at most %d).",
-            error.step,
-            step,
-            restored.position,
-            error.position,
-            new.rewinds,
-            config.max_rewinds,
-        )
-        return state, step, new
-
-    compiled = None
     try:
-        step, position = start_step, progress.position
         while step < total_steps:
             try:
                 local = next(train_iter)
                 batch = mesh.to_global(batch_hook(position, local) if batch_hook else local, batch_sharding)
                 if compiled is None:  # ahead of time, so that every process has compiled before the first collective
-                    began = time.perf_counter()
-                    compiled = step_fn.lower(state, batch).compile()
-                    runtime.release_freed_memory()  # the compiler's garbage would add ~1 GB to the peak
-                    logging.info(
-                        "Train step compiled in %.1f s (or read from the compilation cache)",
-                        time.perf_counter() - began,
-                    )
-                    faults.sync_processes("train_step_compiled")
+                    compiled = _compile(step_fn, state, batch)
                 state, step_metrics, finite = compiled(state, batch)
                 check(pending)  # the previous step's flag: keeps one step of dispatch in flight
                 step, position = step + 1, position + 1
                 pending = (step, position, finite)
-                train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
-                for hook in hooks:
-                    hook(step)
+                report.step(step, step_metrics)
                 ckpt.check()  # a background save that failed stops training here, at the step boundary
                 last_step = step == total_steps
                 if step % config.log_every_steps == 0 or last_step:
                     check(pending)
-                    now = time.time()
-                    summary = {f"train_{k}": v for k, v in train_metrics.compute().items()}
-                    seconds = max(now - last_log[0], 1e-9)
-                    summary["images_per_second"] = (step - last_log[1]) * config.batch_size / seconds
-                    summary["skipped_images"] = source.skipped
-                    write(step, summary)
-                    history.append((step, float(summary["train_loss"])))
-                    train_metrics, last_log = None, (now, step)
+                    report.train(step, source.skipped)
                 if step % config.eval_every_steps == 0 or last_step:
                     check(pending)
-                    params, stats = state.params, state.batch_stats
-                    if config.eval_with_ema:
-                        params = state.ema_params
-                        stats = stats if state.ema_batch_stats is None else state.ema_batch_stats
-                    eval_result = evaluator.run({"params": params, "batch_stats": stats}, source, pcfg)
-                    write(step, {f"eval_{k}": v for k, v in eval_result.items()})
+                    eval_result = evaluator.run(_eval_variables(state, config), source, pcfg)
+                    report.eval(step, eval_result)
                 # Several processes must stop at the same step: there orbax's reached_preemption (jax's
                 # preemption sync) decides; a lone process may act on its own SIGTERM flag.
                 preempted = ckpt.reached_preemption(step) or (jax.process_count() == 1 and preemption.requested)
@@ -368,41 +291,57 @@ def train_and_evaluate(
                     break
             except NonFiniteError as error:
                 # Every process sees the same (replicated) flag, so all of them rewind together.
-                state, step, progress = rewind(error)
-                position, pending, train_metrics = progress.position, None, None
-                hooks, last_log = make_hooks(step), (time.time(), step)
+                faults.check_rewind(error, progress, config.nonfinite, config.max_rewinds)
+                ckpt.close()  # lets in-flight saves finish before reading the newest one
+                state, step, restored = restore_or_init(ckpt, abstract, model, tx, config, replicated)
+                progress = faults.rewound(error, progress, restored, step, config.max_rewinds)
+                position, pending = progress.position, None
+                report.begin(step)
                 train_iter = data.train_iterator(source, pcfg, position)
-        with ckpt.writing("Writing metrics", workdir):
-            writer.flush()
+        report.flush()
     finally:
         try:
             ckpt.close()
         finally:
             preemption.restore()
-            _close_writer(writer, ckpt, workdir)
+            report.close()
+            if ckpt.failed:
+                gc.collect()  # orbax's abandoned write coroutines end now, not noisily at interpreter shutdown
     return {
         "step": int(state.step),
         "preempted": int(state.step) < total_steps,  # stopped early on SIGTERM; rerun to resume
         "stop_requested": preemption.requested,  # SIGTERM came, maybe during the last step: start nothing new
-        "train_loss_history": history,
+        "train_loss_history": report.history,
         "rewinds": progress.rewinds,
         "skipped_batches": [list(r) for r in progress.skipped],
         **{f"eval_{k}": float(v) for k, v in eval_result.items()},
     }
 
 
-def _close_writer(writer: metric_writers.MetricWriter, ckpt: checkpoint.Checkpointer, workdir: str) -> None:
-    """Closes the writer; after a storage error already raised, a second one is only logged."""
-    already_failed = ckpt.failed
-    try:
-        with ckpt.writing("Writing TensorBoard summaries", workdir):
-            writer.close()
-    except Exception as e:
-        if not already_failed:
-            raise
-        logging.warning("After the storage error, closing the metric writer also failed: %s", str(e)[:300])
-    if ckpt.failed:
-        gc.collect()  # orbax's abandoned write coroutines end now, not noisily at interpreter shutdown
+def _compile(step_fn: Any, state: TrainState, batch: Any) -> Any:
+    began = time.perf_counter()
+    compiled = step_fn.lower(state, batch).compile()
+    runtime.release_freed_memory()  # the compiler's garbage would add to the peak of every later step
+    logging.info("Train step compiled in %.1f s (or read from the compilation cache)", time.perf_counter() - began)
+    faults.sync_processes("train_step_compiled")
+    return compiled
+
+
+def _log_start(
+    config: ml_collections.ConfigDict, workdir: str, source: data.Source, step: int, progress: Progress
+) -> None:
+    if step == 0:
+        logging.info("Starting %s from %s in %s", config.model, config.init_from or "scratch", workdir)
+    else:
+        logging.info("Resumed %s from step %d (global batch %d) in %s", config.model, step, progress.position, workdir)
+    logging.info(
+        "%s: global batch %d over %d device(s) on %d host(s). Recipe:\n%s",
+        config.model,
+        config.batch_size,
+        jax.device_count(),
+        jax.process_count(),
+        recipe.format_summary(recipe.summarize(config, source.num_examples(config.train_split))),
+    )
 
 
 def enable_compilation_cache(path: str) -> None:

@@ -96,7 +96,8 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
             with open(path) as f:
                 recorded = json.load(f)
             wanted = _settings(config)
-            recorded = {**recipe.implied_before(wanted), **recorded}  # runs recorded before those fields
+            # Runs recorded before some fields existed, or under old field names.
+            recorded = config_check.upgrade_recorded({**recipe.implied_before(wanted), **recorded})
             diff = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
             if diff:
                 clashes.append(
