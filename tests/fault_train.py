@@ -1,14 +1,19 @@
-"""`scripts/train.py` with a fault injected, for the multi-process tests only.
+"""`scripts/train.py` with a fault injected, for the fault tests only.
 
     INCEPTION_FLAX_TEST_RAISE=<process>:<position> python tests/fault_train.py <train.py flags>
+    INCEPTION_FLAX_TEST_FILL=<position>:<step> python tests/fault_train.py <train.py flags>
 
-makes that process raise a RuntimeError when it reaches that global batch; everything else is the
-real script (the same flags, logging and exit paths).
+RAISE makes that process raise a RuntimeError when it reaches that global batch. FILL fills the
+workdir's file system (leaving 1 MB) when the run reaches that global batch, once the checkpoint of
+`step` is complete: the next save then meets a full disk. Everything else is the real script (the
+same flags, logging and exit paths).
 """
 
 import os
 import runpy
+import shutil
 import sys
+import time
 from pathlib import Path
 
 from inception_flax import runtime
@@ -20,19 +25,35 @@ import jax  # noqa: E402
 from inception_flax import train  # noqa: E402
 
 TRAIN = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
-PROCESS, POSITION = (int(x) for x in os.environ["INCEPTION_FLAX_TEST_RAISE"].split(":"))
 _original = train.train_and_evaluate
 
 
-def _hook(position, batch):
-    if jax.process_index() == PROCESS and position == POSITION:
-        raise RuntimeError(f"injected fault at global batch {position}")
-    return batch
+def _spec(name):
+    value = os.environ.get(name)
+    return tuple(int(x) for x in value.split(":")) if value else None
+
+
+def _fill(workdir: Path, after_step: int) -> None:
+    deadline = time.time() + 120
+    while not (workdir / "checkpoints" / str(after_step)).exists():  # orbax renames a step when complete
+        assert time.time() < deadline, f"checkpoint {after_step} never completed"
+        time.sleep(0.05)
+    with open(workdir.parent / "filler", "wb") as f:
+        f.write(b"\0" * (shutil.disk_usage(workdir).free - 2**20))
 
 
 def _train_and_evaluate(config, workdir, batch_hook=None):
     del batch_hook
-    return _original(config, workdir, batch_hook=_hook)
+    raise_at, fill_at = _spec("INCEPTION_FLAX_TEST_RAISE"), _spec("INCEPTION_FLAX_TEST_FILL")
+
+    def hook(position, batch):
+        if raise_at and jax.process_index() == raise_at[0] and position == raise_at[1]:
+            raise RuntimeError(f"injected fault at global batch {position}")
+        if fill_at and position == fill_at[0]:
+            _fill(Path(workdir), fill_at[1])
+        return batch
+
+    return _original(config, workdir, batch_hook=hook)
 
 
 train.train_and_evaluate = _train_and_evaluate

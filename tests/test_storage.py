@@ -7,7 +7,9 @@ import functools
 import os
 import re
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -63,8 +65,7 @@ def test_room_and_remote_workdirs_pass(tmp_path):
 
 
 # ------------------------------------------------------------------ faults during training
-# A tiny run's checkpoint takes about 5.4 MB; the small file systems below are sized from it.
-CHECKPOINT_MB = 5.4
+FAULT_SCRIPT = Path(__file__).resolve().parent / "fault_train.py"
 
 
 @pytest.fixture
@@ -177,22 +178,24 @@ def test_the_script_prints_one_line_for_a_full_disk(tfds_dir, small_fs, straight
     """The command a user runs: exit status, the line, no traceback flood, then a rerun that resumes."""
     if small_fs is None:
         pytest.skip("needs a tmpfs (root): the subprocess cannot be patched")
-    # Room for two checkpoints and a little: the third save (step 6, the last) fills the disk.
-    assert _mount(small_fs, f"size={int(2.6 * CHECKPOINT_MB * 2**20)}", remount=True) == 0
     workdir = small_fs / "work"
     flags = [*overrides_as_flags(tfds_dir, eval_every_steps=100), f"--workdir={workdir}"]
-    proc = run_script(flags)
-    out, _ = proc.communicate(timeout=900)
+    # The disk fills at batch 5, once step 4 is saved: the last save (step 6) meets it.
+    env = {**os.environ, "INCEPTION_FLAX_TEST_FILL": "5:4"}
+    proc = subprocess.run(
+        [sys.executable, str(FAULT_SCRIPT), *flags], env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    out = proc.stdout + proc.stderr
     lines = out.strip().splitlines()
     assert proc.returncode == 1, out[-3000:]
     assert re.fullmatch(
         r"error: Saving checkpoint step 6 failed: \S+: no space left on the device \(.*\)\. Removed the partial "
         r"step 6 \(.*\)\. The newest complete checkpoint is step 4 in \S+; rerunning the same command resumes .*",
-        lines[-1],
-    ), lines[-1]
+        proc.stderr.strip().splitlines()[-1],
+    ), proc.stderr[-2000:]
     assert out.count("Traceback") <= 1 and len(lines) < 600, (out.count("Traceback"), len(lines))
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
-    assert _mount(small_fs, "size=40m", remount=True) == 0
+    (small_fs / "filler").unlink()
     resumed = run_script(flags)
     out, _ = resumed.communicate(timeout=900)
     assert resumed.returncode == 0 and "Resumed inception_resnet_v1 from step 4" in out, out[-3000:]
