@@ -83,20 +83,17 @@ def quiet_abandoned_writes() -> None:
     previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
 
     def excepthook(kind, value, tb):
-        if not _abandoned_write(value):
+        if not _closed_loop(value):  # an uncaught storage error of the program itself still prints
             previous_except(kind, value, tb)
 
     def unraisablehook(unraisable):
-        if not _abandoned_write(unraisable.exc_value):
+        error = unraisable.exc_value
+        shutting_down = isinstance(error, ImportError) and "Python is likely shutting down" in str(error)
+        if not (_closed_loop(error) or shutting_down or storage.os_error_code(error) is not None):
             previous_unraisable(unraisable)
 
     sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
 
 
-def _abandoned_write(error: BaseException | None) -> bool:
-    text = str(error)
-    return (
-        (isinstance(error, RuntimeError) and text == "Event loop is closed")
-        or (isinstance(error, ImportError) and "Python is likely shutting down" in text)
-        or (error is not None and storage.os_error_code(error) is not None)
-    )
+def _closed_loop(error: BaseException | None) -> bool:
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
