@@ -92,6 +92,10 @@ def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.In
             source.check_split(config[field])
         except ValueError as e:
             raise ConfigError(f"config.{field}: {e}") from None
+    try:
+        data.check_one_batch(source, pipeline_config(config))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     num_classes = config.num_classes if config.num_classes > 0 else source.num_classes
     found = checkpoint.read_meta(workdir)
     if found is not None:
@@ -220,8 +224,6 @@ def train_and_evaluate(
     model, source = validate(config, workdir)
     pcfg = pipeline_config(config)
     per_epoch = data.steps_per_epoch(source, pcfg)
-    if per_epoch == 0:
-        raise ConfigError(f"{source.name} has fewer training examples than one global batch of {config.batch_size}.")
     total_steps = num_train_steps(config, per_epoch)
     schedule = optim.learning_rate_schedule(config, per_epoch)
     tx = optim.create_optimizer(config, schedule)

@@ -171,6 +171,7 @@ def test_non_finite_loss_halts_without_checkpointing(tfds_dir, tmp_path):
         ({"image_size": 60}, "below the minimum of inception_resnet_v1: 75"),
         ({"aux_logits": True, "image_size": 100}, "with aux_logits: 107"),
         ({"batch_size": 6, "data_shards": 4}, "must divide into 4 data shards"),
+        ({"batch_size": 2048}, r"inception_digits train has 1497 examples, fewer than one global batch of 2048"),
     ],
 )
 def test_config_errors_before_compiling(tfds_dir, tmp_path, overrides, message):

@@ -200,6 +200,15 @@ def steps_per_epoch(source: Source, cfg: PipelineConfig) -> int:
     return source.num_examples(cfg.train_split) // cfg.global_batch
 
 
+def check_one_batch(source: Source, cfg: PipelineConfig) -> None:
+    """Raises ValueError when the train split cannot fill one global batch (an epoch of no steps)."""
+    if steps_per_epoch(source, cfg) == 0:
+        raise ValueError(
+            f"{source.name} {cfg.train_split} has {source.num_examples(cfg.train_split)} examples, "
+            f"fewer than one global batch of {cfg.global_batch}."
+        )
+
+
 def _concat_shards(datasets: list[tf.data.Dataset]) -> tf.data.Dataset:
     if len(datasets) == 1:
         return datasets[0]
@@ -240,13 +249,8 @@ def _train_epoch(source: Source, cfg: PipelineConfig, epoch: int, skip_steps: in
 def train_iterator(source: Source, cfg: PipelineConfig, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """This process's part of every global batch from step `start_step` on, epoch after epoch."""
     cfg.check()
-    per_epoch = steps_per_epoch(source, cfg)
-    if per_epoch == 0:
-        raise ValueError(
-            f"{source.name} {cfg.train_split} has {source.num_examples(cfg.train_split)} examples, "
-            f"fewer than one global batch of {cfg.global_batch}."
-        )
-    epoch, skip = divmod(start_step, per_epoch)
+    check_one_batch(source, cfg)
+    epoch, skip = divmod(start_step, steps_per_epoch(source, cfg))
     while True:
         ds = _concat_shards([_train_epoch(source, cfg, epoch, skip, s) for s in cfg.own_shards()])
         yield from ds.prefetch(AUTOTUNE).as_numpy_iterator()
