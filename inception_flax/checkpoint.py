@@ -191,17 +191,8 @@ class Checkpointer:
 
     def _failure(self, operation: str, error: BaseException, step: int | None = None) -> BaseException:
         """The StorageError for `error` (the partial `step` removed), or `error` itself if not a storage fault."""
-        self.failed = True
         partial = self._remove_partial(step) if step is not None else None
-        found = storage.failure(
-            operation,
-            self.directory,
-            error,
-            needed_bytes=self.state_bytes,
-            newest_step=max(_steps(self.directory), default=None),
-            checkpoint_dir=self.directory,
-            partial=partial,
-        )
+        found = self._storage_error(operation, self.directory, error, needed_bytes=self.state_bytes, partial=partial)
         return error if found is None else found
 
     @contextlib.contextmanager
@@ -212,17 +203,25 @@ class Checkpointer:
         except storage.StorageError:
             raise
         except Exception as e:
-            found = storage.failure(
-                operation,
-                path,
-                e,
-                newest_step=max(_steps(self.directory), default=None),
-                checkpoint_dir=self.directory,
-            )
+            found = self._storage_error(operation, path, e)
             if found is None:
                 raise
-            self.failed = True
             raise found from e
+
+    def _storage_error(
+        self, operation: str, path: str, error: BaseException, **details: Any
+    ) -> storage.StorageError | None:
+        """storage.failure with what a restart would resume from; marks this checkpointer failed if it is one."""
+        found = storage.failure(
+            operation,
+            path,
+            error,
+            newest_step=max(_steps(self.directory), default=None),
+            checkpoint_dir=self.directory,
+            **details,
+        )
+        self.failed = self.failed or found is not None
+        return found
 
     def _remove_partial(self, step: int) -> str | None:
         """Deletes orbax's temporary directory of `step` (process 0; several may share the directory)."""
