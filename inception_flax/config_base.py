@@ -1,4 +1,9 @@
-"""Config fields shared by every experiment in configs/; each config file overrides what it needs.
+"""Every config field once: its default, what it accepts and what it does; and the check of a config.
+
+The experiments in configs/ start from `get_base_config()` and override what they need;
+`check(config)` is the field check of a launch (scripts/train.py runs it before joining other
+processes; `train.validate` runs it otherwise, then checks what needs the devices, the data and
+the workdir). `describe()` renders the table as docs/configuration.md.
 
 The defaults are the synchronous ImageNet recipe of Google's TPU reference for Inception-v4
 (tensorflow/tpu `models/experimental/inception/inception_v4.py`), which keeps the paper's
@@ -19,73 +24,186 @@ reading stays reachable: `--config.learning_rate=0.045 --config.base_batch_size=
 --config.ema_warmup=False --config.ema_batch_stats=False`.
 """
 
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 import ml_collections
+from absl import logging
+
+from inception_flax.models import registry
+
+
+class ConfigError(ValueError):
+    """A user error found before anything is compiled."""
+
+
+class Field(NamedTuple):
+    default: Any
+    ok: Callable[[Any], bool]  # is a value allowed (types are ml_collections' own check)
+    allowed: str  # what is allowed, in words
+    help: str
+
+
+Rule = tuple[Callable[[Any], bool], str]
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _int(lo: int, hi: float = math.inf) -> Rule:
+    text = f"an integer >= {lo}" if hi == math.inf else f"an integer in [{lo}, {hi}]"
+    return (lambda x: isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi), text
+
+
+def _real(lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> Rule:
+    def ok(x):
+        return _number(x) and (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
+
+    if hi == math.inf:
+        return ok, f"a number {'>' if lo_open else '>='} {lo}"
+    return ok, f"a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
+
+def _auto(source: str) -> Rule:
+    """-1 means "derived from `source`"; otherwise a positive integer."""
+    return (lambda x: isinstance(x, int) and not isinstance(x, bool) and (x == -1 or x >= 1)), (
+        f"-1 (from {source}) or an integer >= 1"
+    )
+
+
+def _choice(*options: str) -> Rule:
+    return (lambda x: x in options), "one of " + ", ".join(repr(o) for o in options)
+
+
+_BOOL: Rule = (lambda x: isinstance(x, bool)), "True or False"
+_TEXT: Rule = (lambda x: isinstance(x, str)), "a string"
+_NAME: Rule = (lambda x: isinstance(x, str) and bool(x.strip())), "a string (not empty)"
+_FRACTION: Rule = _real(0, 1, hi_open=True)
+_MODEL: Rule = (lambda x: x in registry.names()), "one of " + ", ".join(registry.names())
+_DATASET: Rule = (lambda x: isinstance(x, str) and x.strip() not in ("", "folder:")), "a TFDS name or folder:<root>"
+_OPTIONS: Rule = (lambda x: isinstance(x, dict | ml_collections.ConfigDict)), "a dict of network options"
+_CROP: Rule = (
+    (lambda x: len(x) == 2 and all(_number(v) for v in x) and 0 < x[0] <= x[1] <= 1),
+    "(low, high) with 0 < low <= high <= 1",
+)
+
+
+def _f(default: Any, rule: Rule, help: str) -> Field:
+    return Field(default, *rule, help)
+
+
+# Section -> field -> (default, rule, help). The order is get_base_config()'s and the docs'.
+TABLE: dict[str, dict[str, Field]] = {
+    "Model": {
+        "model": _f("inception_v4", _MODEL, "The network (`models.MODELS`)."),
+        "num_classes": _f(-1, _auto("the dataset"), "Classifier outputs; -1: the dataset's class count."),
+        "width": _f(1.0, _real(0, lo_open=True), "Channel multiplier of every layer (1.0: the paper's)."),
+        "dropout_rate": _f(0.2, _FRACTION, "Dropout before the classifier (train mode only)."),
+        "aux_logits": _f(
+            False, _BOOL, "Add the auxiliary classifier at the 17x17 stage (needs inputs of 107 or more)."
+        ),
+        "aux_loss_weight": _f(0.4, _real(0), "Weight of the auxiliary classifier's loss."),
+        "model_options": _f(
+            ml_collections.ConfigDict(),
+            _OPTIONS,
+            "The network's own options (`models.options(name)`): residual, scale_a/b/c, pool_include_pad, bn_scale.",
+        ),
+        "half_precision": _f(False, _BOOL, "bfloat16 compute, float32 parameters."),
+        "bn_momentum": _f(
+            0.995, _FRACTION, "BatchNorm statistics' decay per step at decay_batch_size images (slim: 0.9997)."
+        ),
+        "init_from": _f("", _TEXT, "Fine-tune from a workdir or converted weights; new heads if num_classes differs."),
+    },
+    "Data": {
+        "dataset": _f("imagenet2012", _DATASET, "A TFDS name, or folder:<root> with <root>/<split>/<class>/<image>."),
+        "data_dir": _f("", _TEXT, "TFDS data_dir; empty: TFDS's default (~/tensorflow_datasets or $TFDS_DATA_DIR)."),
+        "train_split": _f("train", _NAME, "Split trained on."),
+        "eval_split": _f("validation", _NAME, "Split evaluated every eval_every_steps."),
+        "image_size": _f(299, _int(1), "Input side in pixels (at least the network's minimum)."),
+        "shuffle_buffer": _f(10_000, _int(1), "tf.data shuffle buffer, in images per process."),
+        "crop_area_range": _f((0.05, 1.0), _CROP, "Inception crop: fraction of the image's area kept."),
+        "color_distortion": _f(True, _BOOL, "Inception colour distortion of training images."),
+        "data_shards": _f(0, _int(0), "Input shards of the global stream; 0: one per process (data.PipelineConfig)."),
+    },
+    "Schedule": {
+        "batch_size": _f(1024, _int(1), "Global batch over all devices and hosts (TPU reference: 1024)."),
+        "base_batch_size": _f(256, _int(1), "learning_rate and cold_learning_rate are per this many images."),
+        "num_epochs": _f(170.0, _real(0, lo_open=True), "Length of training in epochs (TPU reference v3: 213k steps)."),
+        "num_train_steps": _f(-1, _auto("num_epochs"), "Length in steps; -1: from num_epochs."),
+        "log_every_steps": _f(100, _int(1), "Training metrics every this many steps."),
+        "eval_every_steps": _f(5000, _int(1), "Evaluation every this many steps (and at the last)."),
+        "checkpoint_every_steps": _f(2000, _int(1), "Checkpoint every this many steps (and at the last)."),
+        "keep_checkpoints": _f(3, _int(1), "Newest checkpoints kept."),
+        "seed": _f(0, _int(0, 2**31 - 1), "Initialisation, dropout and input order."),
+    },
+    "Optimisation": {
+        "optimizer": _f("rmsprop", _choice("rmsprop", "sgd"), "RMSProp (the paper's) or SGD with Nesterov momentum."),
+        "learning_rate": _f(
+            0.15, _real(0), "Peak rate per base_batch_size images, after warm-up; 0 freezes the weights."
+        ),
+        "lr_decay_rate": _f(0.94, _real(0, 1, lo_open=True), "Staircase decay factor ..."),
+        "lr_decay_epochs": _f(2.0, _real(0, lo_open=True), "... every this many epochs after warm-up."),
+        "cold_epochs": _f(1.0, _real(0), "First this many epochs at cold_learning_rate, ..."),
+        "cold_learning_rate": _f(0.001, _real(0), "... per base_batch_size images, ..."),
+        "warmup_epochs": _f(2.0, _real(0), "... then this many epochs linear up to learning_rate."),
+        "rmsprop_decay": _f(0.9, _FRACTION, "RMSProp's decay of the squared-gradient average."),
+        "momentum": _f(0.9, _FRACTION, "RMSProp's momentum, or SGD's (Nesterov)."),
+        "rmsprop_momentum": _f(
+            ml_collections.config_dict.placeholder(float),
+            ((lambda x: x is None or _FRACTION[0](x)), f"{_FRACTION[1]} (or unset)"),
+            "Old name of momentum: sets it, with a warning.",
+        ),
+        "rmsprop_epsilon": _f(1.0, _real(0, lo_open=True), "RMSProp's epsilon (the paper's 1.0)."),
+        "grad_clip_norm": _f(2.0, _real(0), "Clip gradients at this global norm; 0: no clipping."),
+        "label_smoothing": _f(0.1, _FRACTION, "Label smoothing of the cross-entropy."),
+        "weight_decay": _f(4e-5, _real(0), "slim's L2: weight_decay * 0.5 * ||w||^2 over kernels."),
+        "weight_decay_biases": _f(False, _BOOL, "Also decay biases outside BatchNorm."),
+        "ema_decay": _f(0.995, _FRACTION, "Weight average's decay per step at decay_batch_size images."),
+        "decay_batch_size": _f(
+            1024, _int(0), "Global batch ema_decay and bn_momentum are stated at; 0: per step at any batch."
+        ),
+        "ema_warmup": _f(True, _BOOL, "TF's ExponentialMovingAverage(num_updates): min(ema_decay, (1+t)/(10+t))."),
+        "ema_batch_stats": _f(True, _BOOL, "Also average BatchNorm statistics (evaluation uses them with the EMA)."),
+        "eval_with_ema": _f(True, _BOOL, "Evaluate the averaged weights (else the raw ones)."),
+    },
+    "Faults": {
+        "nonfinite": _f(
+            "halt", _choice("halt", "rewind"), "A NaN/Inf loss or gradient: stop, or rewind past the batch."
+        ),
+        "max_rewinds": _f(3, _int(0), "'rewind' gives up (as 'halt') after this many rewinds in one run."),
+    },
+    "Runtime": {
+        "remat": _f(False, _BOOL, "Recompute block activations in the backward pass (less memory, more compute)."),
+        "profile": _f(True, _BOOL, "Write a profile of a few early steps to TensorBoard."),
+        "compilation_cache_dir": _f("", _TEXT, "Persistent XLA cache; a restarted job skips recompiling."),
+    },
+}
+FIELDS: dict[str, Field] = {name: field for section in TABLE.values() for name, field in section.items()}
+
+# Old field name -> new one. The old name keeps working on the command line and in configs:
+# `check` moves its value to the new field with a one-line warning.
+RENAMED = {"rmsprop_momentum": "momentum"}
 
 
 def get_base_config() -> ml_collections.ConfigDict:
+    """Every field at its default: the synchronous ImageNet recipe (see the module docstring)."""
     c = ml_collections.ConfigDict()
-    # Model.
-    c.model = "inception_v4"
-    c.num_classes = -1  # -1: from the dataset
-    c.width = 1.0
-    c.dropout_rate = 0.2
-    c.aux_logits = False
-    c.aux_loss_weight = 0.4
-    c.model_options = ml_collections.ConfigDict()  # network-specific: residual, scale_a/b/c, ...
-    c.half_precision = False  # bfloat16 compute, float32 parameters
-    c.bn_momentum = 0.995  # per step at decay_batch_size images (TPU reference v4; slim: 0.9997 per replica step)
-    c.init_from = ""  # fine-tuning: a workdir or converted weights; heads re-initialised if num_classes differs
-    # Data.
-    c.dataset = "imagenet2012"  # a TFDS name, or folder:<root> with <root>/<split>/<class>/<image>
-    c.data_dir = ""  # TFDS data_dir; empty: TFDS's default (~/tensorflow_datasets or $TFDS_DATA_DIR)
-    c.train_split = "train"
-    c.eval_split = "validation"
-    c.image_size = 299
-    c.shuffle_buffer = 10_000
-    c.crop_area_range = (0.05, 1.0)
-    c.color_distortion = True
-    c.data_shards = 0  # 0: one input shard per process (see data.PipelineConfig)
-    # Schedule (global batch).
-    c.batch_size = 1024  # the TPU reference's global batch (v2-8 up to v2-512 pods)
-    c.base_batch_size = 256  # learning_rate and cold_learning_rate are per this many images
-    c.num_epochs = 170.0  # TPU reference Inception-v3: 213k steps at 1024
-    c.num_train_steps = -1  # -1: derived from num_epochs
-    c.log_every_steps = 100
-    c.eval_every_steps = 5000
-    c.checkpoint_every_steps = 2000
-    c.keep_checkpoints = 3
-    c.seed = 0
-    # Optimisation.
-    c.optimizer = "rmsprop"
-    c.learning_rate = 0.15  # per base_batch_size images, at the end of warm-up (TPU reference v4)
-    c.lr_decay_rate = 0.94
-    c.lr_decay_epochs = 2.0  # staircase, counted from the end of warm-up
-    c.cold_epochs = 1.0  # first, this many epochs at cold_learning_rate ...
-    c.cold_learning_rate = 0.001  # ... per base_batch_size images
-    c.warmup_epochs = 2.0  # ... then linear from cold_learning_rate to learning_rate
-    c.rmsprop_decay = 0.9
-    c.momentum = 0.9  # RMSProp's momentum, or SGD's (Nesterov)
-    c.rmsprop_momentum = ml_collections.config_dict.placeholder(float)  # old name of momentum: warns, then sets it
-    c.rmsprop_epsilon = 1.0
-    c.grad_clip_norm = 2.0
-    c.label_smoothing = 0.1
-    c.weight_decay = 4e-5
-    c.weight_decay_biases = False
-    c.ema_decay = 0.995  # per step at decay_batch_size images (TPU reference)
-    c.decay_batch_size = 1024  # the global batch ema_decay and bn_momentum are stated at; 0: per step at any batch
-    c.ema_warmup = True  # TF's ExponentialMovingAverage(num_updates): decay min(ema_decay, (1 + t) / (10 + t))
-    c.ema_batch_stats = True  # also average the BatchNorm statistics, which evaluation uses with the EMA weights
-    c.eval_with_ema = True
-    # Faults.
-    c.nonfinite = "halt"  # a NaN/Inf loss or gradient: "halt", or "rewind" to the last checkpoint past the batch
-    c.max_rewinds = 3  # "rewind" gives up (as "halt") after this many rewinds in one run
-    # Runtime.
-    # Recompute each block's activations in the backward pass: less memory on GPU/TPU, ~1/3 more
-    # compute. XLA's CPU backend undoes it (IR-v2, batch 8: scratch 2.30 GB without, 2.64 GB with).
-    c.remat = False
-    c.profile = True
-    c.compilation_cache_dir = ""
+    for name, field in FIELDS.items():
+        c[name] = _fresh(field.default)
     return c
+
+
+def _fresh(default: Any) -> Any:
+    """A default no two configs share (a placeholder or dict set in one would change every config)."""
+    if isinstance(default, ml_collections.ConfigDict):
+        return ml_collections.ConfigDict(default.to_dict())
+    if isinstance(default, ml_collections.FieldReference):
+        return ml_collections.config_dict.placeholder(default.get_type())
+    return default
 
 
 def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -109,3 +227,68 @@ def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.warmup_epochs = 0.0
     c.profile = False
     return c
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError for the first field outside its range (or a field the table lacks).
+
+    A value given under an old field name (`RENAMED`) is moved to the new field, with a warning.
+    """
+    for name, value in config.items():
+        if name not in FIELDS:
+            raise ConfigError(f"config.{name} is not a known field (known: {', '.join(sorted(FIELDS))}).")
+        try:
+            good = FIELDS[name].ok(value)
+        except TypeError:
+            good = False
+        if not good:
+            raise ConfigError(f"config.{name}={value!r} is not allowed: expected {FIELDS[name].allowed}.")
+    missing = sorted(set(FIELDS) - set(config.keys()))
+    if missing:
+        raise ConfigError(f"The config lacks the fields {missing}; build it from config_base.get_base_config().")
+    for old, new in RENAMED.items():
+        if config[old] is not None:
+            logging.warning(
+                "config.%s is now called config.%s: using %s=%r (instead of %r).",
+                old,
+                new,
+                new,
+                config[old],
+                config[new],
+            )
+            config[new], config[old] = config[old], None
+
+
+def upgrade_recorded(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A config recorded under old field names (a workdir's config.json), as today's fields."""
+    upgraded = dict(recorded)
+    for old, new in RENAMED.items():
+        if old in upgraded and new not in upgraded:
+            upgraded[new], upgraded[old] = upgraded[old], None
+    return upgraded
+
+
+def describe() -> str:
+    """The table as Markdown (docs/configuration.md): field, default, allowed values, what it does."""
+    lines = [
+        "# Configuration fields",
+        "",
+        "Every field of `inception_flax/config_base.py`, generated from its table by",
+        "",
+        "    python -c \"from inception_flax import config_base; print(config_base.describe(), end='')\" > docs/configuration.md",
+        "",
+        "Set any of them on the command line with `--config.<field>=<value>`; the experiments in",
+        "`configs/` change some defaults, and a value outside its range stops the launch before anything",
+        "is built, naming the field.",
+        "",
+    ]
+    for section, fields in TABLE.items():
+        lines += [f"## {section}", "", "| field | default | allowed | what it does |", "|---|---|---|---|"]
+        for name, f in fields.items():
+            default = "{}" if isinstance(f.default, ml_collections.ConfigDict) else repr(f.default)
+            if name in RENAMED:
+                default = "unset"
+            cells = (f"`{name}`", f"`{default}`", f.allowed, f.help)
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -44,16 +44,28 @@ class TrainMetrics(metrics.Collection):
     learning_rate: metrics.LastValue.from_output("learning_rate")
 
 
-def model_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+def architecture(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    """The network options that shape its variables: what a checkpoint records and a resume must match.
+
+    With `model_options` (the network's own: residual, scales, ...), the one place that says which
+    config fields the network takes; `model_options` below adds how it runs.
+    """
     return {
         "num_classes": num_classes,
         "width": config.width,
-        "dropout_rate": config.dropout_rate,
         "aux_logits": config.aux_logits,
+        **config.model_options.to_dict(),
+    }
+
+
+def model_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
+    """Everything `models.create(config.model, ...)` takes: the architecture, then how it trains."""
+    return {
+        **architecture(config, num_classes),
+        "dropout_rate": config.dropout_rate,
         "bn_momentum": optim.bn_momentum(config),
         "dtype": jnp.bfloat16 if config.half_precision else jnp.float32,
         "remat": config.remat,
-        **config.model_options.to_dict(),
     }
 
 

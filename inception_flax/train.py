@@ -23,7 +23,7 @@ from jax.sharding import NamedSharding
 
 from inception_flax import (
     checkpoint,
-    config_check,
+    config_base,
     data,
     evaluation,
     faults,
@@ -36,51 +36,49 @@ from inception_flax import (
     runtime,
     storage,
 )
-from inception_flax.config_check import ConfigError
+from inception_flax.config_base import ConfigError
 from inception_flax.faults import NonFiniteError, Progress
-from inception_flax.step import TrainState, abstract_state, init_state, model_options, train_step
+from inception_flax.step import TrainState, abstract_state, architecture, init_state, model_options, train_step
 
 
-# --------------------------------------------------------------------------------- building
-def create_model(config: ml_collections.ConfigDict, num_classes: int) -> models.Inception:
-    try:
-        return models.create(config.model, **model_options(config, num_classes))
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+# --------------------------------------------------------------------------------- checking
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A config that passed every check for `workdir`, with what the checks built: training trusts it."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    model: models.Inception
+    source: data.Source
 
 
-def checkpoint_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
-    """The network's options a checkpoint records (models.create's); resuming one must match them."""
-    return {
-        "num_classes": num_classes,
-        "width": config.width,
-        "aux_logits": config.aux_logits,
-        **config.model_options.to_dict(),
-    }
+def validate(config: ml_collections.ConfigDict, workdir: str) -> Plan:
+    """The check of a launch: every user error that can be found before compiling.
+
+    Raises ConfigError (or DatasetNotPreparedError) naming the field; first each field's range
+    (`config_base.check`), then `check_setting`.
+    """
+    config_base.check(config)
+    return check_setting(config, workdir)
 
 
-def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.Inception, data.Source]:
-    """Every user error that can be found before compiling: raises ConfigError / DatasetNotPreparedError."""
-    config_check.check(config)
+def check_setting(config: ml_collections.ConfigDict, workdir: str) -> Plan:
+    """What needs the model, the devices, the data and the workdir, for a config whose fields passed
+    `config_base.check` (scripts/train.py checks them before joining the other processes)."""
     for name in ("ema_decay", "bn_momentum"):
         try:
             optim.per_step_decay(config[name], config)
         except ValueError as e:
             raise ConfigError(f"config.{name}={config[name]}: {e}") from None
-    probe = create_model(config, max(config.num_classes, 1))
-    if config.image_size < probe.min_input_size:
-        raise ConfigError(
-            f"config.image_size={config.image_size} is below the minimum of {config.model}"
-            f"{' with aux_logits' if config.aux_logits else ''}: {probe.min_input_size}."
-        )
     devices, hosts = jax.device_count(), jax.process_count()
     if config.batch_size % devices or config.batch_size % hosts:
         raise ConfigError(
             f"config.batch_size={config.batch_size} (global) must be divisible by the {devices} devices "
             f"on {hosts} host(s)."
         )
+    pcfg = pipeline_config(config)
     try:
-        pipeline_config(config).check()
+        pcfg.check()
     except ValueError as e:
         raise ConfigError(str(e)) from None
     try:
@@ -92,35 +90,52 @@ def validate(config: ml_collections.ConfigDict, workdir: str) -> tuple[models.In
             source.check_split(config[field])
         except ValueError as e:
             raise ConfigError(f"config.{field}: {e}") from None
+    model = _create_model(config, config.num_classes if config.num_classes > 0 else source.num_classes)
+    if config.image_size < model.min_input_size:
+        raise ConfigError(
+            f"config.image_size={config.image_size} is below the minimum of {config.model}"
+            f"{' with aux_logits' if config.aux_logits else ''}: {model.min_input_size}."
+        )
     try:
-        data.check_one_batch(source, pipeline_config(config))
+        data.check_one_batch(source, pcfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    num_classes = config.num_classes if config.num_classes > 0 else source.num_classes
-    found = checkpoint.read_meta(workdir)
-    if found is not None:
-        step, meta = found
-        wanted = {"model": config.model, **checkpoint_options(config, num_classes)}
-        have = {"model": meta["model"], **meta["options"]}
-        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
-        if diff:
-            detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
-            raise ConfigError(
-                f"{workdir} holds a checkpoint (step {step}) of another model ({detail}). "
-                "Use another --workdir; nothing in this one is touched."
-            )
-        flags = recipe.check_resume(meta.get("config"), config)
-        if flags:
-            raise ConfigError(
-                f"{workdir} holds a checkpoint (step {step}) trained before the recipe was stated per image "
-                "(learning rate per base_batch_size images, decays per step at decay_batch_size images); this "
-                "config would change its schedule mid-run. To resume it as it was trained, add "
-                f"{' '.join(flags)}; or use another --workdir. Nothing in this one is touched."
-            )
-    model = create_model(config, num_classes)
+    _check_workdir_model(config, workdir, model.num_classes)
     if config.init_from:
         _check_init_from(config, model)
-    return model, source
+    return Plan(config, workdir, model, source)
+
+
+def _create_model(config: ml_collections.ConfigDict, num_classes: int) -> models.Inception:
+    try:
+        return models.create(config.model, **model_options(config, num_classes))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _check_workdir_model(config: ml_collections.ConfigDict, workdir: str, num_classes: int) -> None:
+    """A workdir holding another model's checkpoint, or one whose recipe this config would change."""
+    found = checkpoint.read_meta(workdir)
+    if found is None:
+        return
+    step, meta = found
+    wanted = {"model": config.model, **architecture(config, num_classes)}
+    have = {"model": meta["model"], **meta["options"]}
+    diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+    if diff:
+        detail = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
+        raise ConfigError(
+            f"{workdir} holds a checkpoint (step {step}) of another model ({detail}). "
+            "Use another --workdir; nothing in this one is touched."
+        )
+    flags = recipe.check_resume(meta.get("config"), config)
+    if flags:
+        raise ConfigError(
+            f"{workdir} holds a checkpoint (step {step}) trained before the recipe was stated per image "
+            "(learning rate per base_batch_size images, decays per step at decay_batch_size images); this "
+            "config would change its schedule mid-run. To resume it as it was trained, add "
+            f"{' '.join(flags)}; or use another --workdir. Nothing in this one is touched."
+        )
 
 
 def _check_init_from(config: ml_collections.ConfigDict, model: models.Inception) -> None:
@@ -215,13 +230,19 @@ def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
     batch_hook: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
+    plan: Plan | None = None,
 ) -> dict[str, Any]:
     """Trains `config` in `workdir`, resuming from its newest good checkpoint. Returns final metrics.
 
+    `plan`: this config already validated for this workdir (else `validate` runs here).
     `batch_hook(position, batch)` sees this process's part of global batch `position` before it is
     sharded (tests inject faults with it).
     """
-    model, source = validate(config, workdir)
+    if plan is None:
+        plan = validate(config, workdir)
+    elif plan.config is not config or plan.workdir != workdir:
+        raise ValueError(f"The plan was validated for another config or workdir ({plan.workdir}), not {workdir}.")
+    model, source = plan.model, plan.source
     pcfg = pipeline_config(config)
     per_epoch = data.steps_per_epoch(source, pcfg)
     total_steps = num_train_steps(config, per_epoch)
@@ -239,7 +260,7 @@ def train_and_evaluate(
     report = reporting.Reporter(config, workdir, ckpt, total_steps, per_epoch)
     # The config travels with every step, so evaluate.py needs no flags for this workdir.
     meta = checkpoint.make_meta(
-        config.model, checkpoint_options(config, model.num_classes), config=json.loads(config.to_json_best_effort())
+        config.model, architecture(config, model.num_classes), config=json.loads(config.to_json_best_effort())
     )
     state, step, progress = restore_or_init(ckpt, abstract, model, tx, config, replicated)
     _log_start(config, workdir, source, step, progress)

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from inception_flax import ablation, config_check, data  # noqa: E402
+from inception_flax import ablation, config_base, data  # noqa: E402
 from inception_flax.ablation import scaling  # noqa: E402
 
 _CONFIG = flags.DEFINE_string(
@@ -44,7 +44,7 @@ def main(argv: Sequence[str]) -> None:
         runs = ablation.run_configs(module.get_config, module.get_study(_STUDY.value))
         ablation.train_or_check(_WORKDIR.value, runs, _REPORT_ONLY.value)
         scaling.write_report(_WORKDIR.value, runs, module.BATCHES, _BASE_ARM.value, out, module.EVAL_IMAGES)
-    except (ValueError, config_check.ConfigError, data.DatasetNotPreparedError) as e:
+    except (ValueError, config_base.ConfigError, data.DatasetNotPreparedError) as e:
         raise SystemExit(f"error: {e}") from None
     with open(os.path.join(out, "summary.md")) as f:
         print(f.read())

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from inception_flax import config_check, recipe
+from inception_flax import config_base, recipe
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 _TRAIN_IMAGES = flags.DEFINE_integer("train_images", None, "Training images (default: known for the dataset).")
@@ -27,15 +27,15 @@ def main(argv: Sequence[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # jax's backend probing says nothing this script needs
     config = _CONFIG.value
     try:
-        config_check.check(config)
+        config_base.check(config)
         images = _TRAIN_IMAGES.value or recipe.known_train_images(config)
         if not images:
-            raise config_check.ConfigError(
+            raise config_base.ConfigError(
                 f"The size of {config.dataset} {config.train_split} is not known without reading it: "
                 "pass --train_images=N."
             )
         summary = recipe.report(config, images, _JSON.value, _PLOT.value)
-    except (config_check.ConfigError, ValueError) as e:
+    except (config_base.ConfigError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     print(recipe.format_summary(summary))
 

@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from inception_flax import config_check, data, faults, storage, train  # noqa: E402
+from inception_flax import config_base, data, faults, storage, train  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and TensorBoard logs; resumed when it exists.")
@@ -52,8 +52,8 @@ def main(argv: Sequence[str]) -> None:
     tf.config.set_visible_devices([], "GPU")  # tf.data only; keep TensorFlow off the accelerators
     config = _CONFIG.value
     try:  # before joining the other processes: a bad value fails at once, on its own
-        config_check.check(config)
-    except config_check.ConfigError as e:
+        config_base.check(config)
+    except config_base.ConfigError as e:
         raise SystemExit(f"error: {e}") from None
     if _DISTRIBUTED.value:
         jax.distributed.initialize(
@@ -71,9 +71,10 @@ def main(argv: Sequence[str]) -> None:
     several = jax.process_count() > 1
     watch = faults.PeerWatch()  # another process that fails stops this one within a second
     try:
-        result = train.train_and_evaluate(config, _WORKDIR.value)
+        plan = train.check_setting(config, _WORKDIR.value)  # the fields were checked above
+        result = train.train_and_evaluate(config, _WORKDIR.value, plan=plan)
     except (
-        config_check.ConfigError,
+        config_base.ConfigError,
         data.DatasetNotPreparedError,
         faults.NonFiniteError,
         storage.StorageError,

@@ -42,7 +42,7 @@ def _fill(workdir: Path, after_step: int) -> None:
         f.write(b"\0" * (shutil.disk_usage(workdir).free - 2**20))
 
 
-def _train_and_evaluate(config, workdir, batch_hook=None):
+def _train_and_evaluate(config, workdir, batch_hook=None, plan=None):
     del batch_hook
     raise_at, fill_at = _spec("INCEPTION_FLAX_TEST_RAISE"), _spec("INCEPTION_FLAX_TEST_FILL")
 
@@ -53,7 +53,7 @@ def _train_and_evaluate(config, workdir, batch_hook=None):
             _fill(Path(workdir), fill_at[1])
         return batch
 
-    return _original(config, workdir, batch_hook=hook)
+    return _original(config, workdir, batch_hook=hook, plan=plan)
 
 
 train.train_and_evaluate = _train_and_evaluate

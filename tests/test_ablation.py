@@ -14,7 +14,7 @@ import time
 import pytest
 from scipy import stats as scipy_stats
 
-from inception_flax import ablation, config_check
+from inception_flax import ablation, config_base
 from inception_flax.ablation.stats import Point, clopper_pearson, holm, kaplan_meier, paired, summarize_arm, tost
 from tests.test_train import ROOT
 
@@ -239,7 +239,7 @@ def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypat
     runs = ablation.run_configs(module.get_config, module.get_study("cpu"))[:3]
     monkeypatch.setattr(runner.train, "validate", lambda config, workdir: None)
     results = iter([{"step": 444, "preempted": False, "stop_requested": True}, {"step": 40, "preempted": True}])
-    monkeypatch.setattr(runner.train, "train_and_evaluate", lambda config, path: next(results))
+    monkeypatch.setattr(runner.train, "train_and_evaluate", lambda config, path, plan: next(results))
     monkeypatch.setattr(runner, "score_test", lambda path, config, split: {"test_top1_error": 0.5})
     said = []
     runner.run_study(str(tmp_path), runs, progress=said.append, test_split="test")
@@ -267,5 +267,5 @@ def test_a_study_recorded_before_a_field_was_renamed_is_still_accepted(tmp_path)
     )
     runner.check_workdir(str(tmp_path), runs)  # accepted
     runs[0][2].momentum = 0.5
-    with pytest.raises(config_check.ConfigError, match=r"momentum: 0.9 -> 0.5"):
+    with pytest.raises(config_base.ConfigError, match=r"momentum: 0.9 -> 0.5"):
         runner.check_workdir(str(tmp_path), runs)

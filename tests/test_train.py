@@ -76,8 +76,29 @@ def restore_state(workdir, step):
     return checkpoint._restore_subtrees(str(path), names)
 
 
-def test_train_evaluate_checkpoint_and_resume(tfds_dir, tmp_path):
-    result = train.train_and_evaluate(tiny_config(tfds_dir), str(tmp_path))
+def counting(monkeypatch, owner, name):
+    """Replaces owner.name by a wrapper that counts its calls."""
+    calls, original = [], getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+def test_train_evaluate_checkpoint_and_resume(tfds_dir, tmp_path, monkeypatch):
+    # One launch checks its config once and builds its model once; training trusts the plan.
+    checks = counting(monkeypatch, train.config_base, "check")
+    builds = counting(monkeypatch, train.models, "create")
+    config = tiny_config(tfds_dir)
+    plan = train.validate(config, str(tmp_path))
+    assert (len(checks), len(builds)) == (1, 1)
+    result = train.train_and_evaluate(config, str(tmp_path), plan=plan)
+    assert (len(checks), len(builds)) == (1, 1)
+    with pytest.raises(ValueError, match="validated for another config or workdir"):
+        train.train_and_evaluate(config, str(tmp_path / "other"), plan=plan)
     assert result["step"] == 6
     assert result["eval_num_examples"] == 20
     assert [s for s, _ in result["train_loss_history"]] == [1, 2, 3, 4, 5, 6]

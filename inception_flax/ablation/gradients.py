@@ -7,7 +7,7 @@ import jax
 import ml_collections
 import optax
 
-from inception_flax import models
+from inception_flax import models, step
 
 
 def initial_gradient_norms(config: ml_collections.ConfigDict, batch: int = 32, seed: int = 0) -> dict[str, float]:
@@ -15,7 +15,7 @@ def initial_gradient_norms(config: ml_collections.ConfigDict, batch: int = 32, s
 
     On a batch of standard-normal images with random labels, in training mode (batch statistics),
     so it depends on the architecture and initialisation only, not on the data."""
-    model = models.create(config.model, width=config.width, num_classes=10, **config.model_options.to_dict())
+    model = models.create(config.model, **step.architecture(config, 10))
     k_init, k_x, k_y, k_drop = jax.random.split(jax.random.key(seed), 4)
     x = jax.random.normal(k_x, (batch, config.image_size, config.image_size, 3))
     y = jax.random.randint(k_y, (batch,), 0, 10)

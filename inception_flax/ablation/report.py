@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from inception_flax import models
+from inception_flax import models, step
 from inception_flax.ablation import plots, runner
 from inception_flax.ablation.stats import (
     ArmSummary,
@@ -33,7 +33,7 @@ from inception_flax.ablation.stats import (
 
 def training_flops_per_image(config: ml_collections.ConfigDict) -> float:
     """Training FLOPs per image: 3 x the forward pass (2 FLOPs a MAC)."""
-    model = models.create(config.model, width=config.width, num_classes=10, **config.model_options.to_dict())
+    model = models.create(config.model, **step.architecture(config, 10))
     return 6.0 * sum(layer.macs for layer in models.trace_layers(model, config.image_size))
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from inception_flax import config_check, faults, recipe, train
+from inception_flax import config_base, faults, recipe, train
 
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
@@ -97,14 +97,14 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
                 recorded = json.load(f)
             wanted = _settings(config)
             # Runs recorded before some fields existed, or under old field names.
-            recorded = config_check.upgrade_recorded({**recipe.implied_before(wanted), **recorded})
+            recorded = config_base.upgrade_recorded({**recipe.implied_before(wanted), **recorded})
             diff = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
             if diff:
                 clashes.append(
                     f"{arm}/seed{seed} ({', '.join(f'{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}' for k in diff[:4])})"
                 )
     if clashes:
-        raise config_check.ConfigError(
+        raise config_base.ConfigError(
             f"{workdir} holds runs made with other settings than the config asks now: {'; '.join(clashes)}. "
             "Use another --workdir (nothing was changed)."
         )
@@ -144,8 +144,8 @@ def run_study(
     study stops there, and the same command resumes it.
     """
     check_workdir(workdir, runs)
-    for _, _, config in runs:  # every user error before the first run trains
-        train.validate(config, os.path.join(workdir, "_probe_does_not_exist"))
+    # Every user error before the first run trains; each run then trusts its plan.
+    plans = {(arm, seed): train.validate(config, run_dir(workdir, arm, seed)) for arm, seed, config in runs}
     results, start, trained = [], time.time(), 0
     todo = [r for r in runs if not os.path.exists(os.path.join(run_dir(workdir, r[0], r[1]), DONE_FILE))]
     for i, (arm, seed, config) in enumerate(runs, 1):
@@ -163,7 +163,7 @@ def run_study(
             json.dump(_settings(config), f, indent=1, sort_keys=True)
         run_start = time.time()
         try:
-            result = train.train_and_evaluate(config, path)
+            result = train.train_and_evaluate(config, path, plan=plans[arm, seed])
         except faults.NonFiniteError as e:
             progress(f"{arm} seed {seed} diverged at step {e.step}: {e}")
             result = {"diverged": e.step}

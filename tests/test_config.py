@@ -10,8 +10,8 @@ from pathlib import Path
 import ml_collections
 import pytest
 
-from inception_flax import config_base, config_check
-from inception_flax.config_check import ConfigError
+from inception_flax import config_base
+from inception_flax.config_base import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ BAD = {
 
 def test_every_field_has_a_rule_and_a_bad_value():
     fields = set(config_base.get_base_config().keys())
-    assert fields == set(config_check.RULES), "config_base and config_check.RULES list different fields"
+    assert fields == set(config_base.FIELDS), "get_base_config() and config_base.FIELDS list different fields"
     assert fields == set(BAD), "every field needs a refused value in this table"
 
 
@@ -84,7 +84,7 @@ def test_bad_value_is_refused_naming_the_field(field, value):
     # A fresh dict, so ConfigDict's own type check (what the command line enforces) does not interfere.
     c = ml_collections.ConfigDict({**config_base.get_base_config().to_dict(), field: value})
     with pytest.raises(ConfigError, match=rf"^config\.{field}=.* is not allowed: expected "):
-        config_check.check(c)
+        config_base.check(c)
 
 
 def _experiment_configs():
@@ -109,26 +109,26 @@ def test_shipped_configs_pass(name, arg):
         config = importlib.import_module(f"configs.{name}").get_config(arg)
     if name == "finetune":  # the user must name the data: an empty dataset is refused
         with pytest.raises(ConfigError, match="config.dataset=''"):
-            config_check.check(config)
+            config_base.check(config)
         config.dataset = "folder:/data/flowers"
-    config_check.check(config)
+    config_base.check(config)
 
 
 def test_every_ablation_arm_passes():
     ablation = importlib.import_module("configs.ablation")
     for study in ("cpu", "imagenet"):
         for arm in ablation.ARMS:
-            config_check.check(ablation.get_config(f"{arm},{study}"))
+            config_base.check(ablation.get_config(f"{arm},{study}"))
 
 
 def test_unknown_and_missing_fields():
     c = config_base.get_base_config()
     c.learning_rat = 0.1
     with pytest.raises(ConfigError, match="config.learning_rat is not a known field"):
-        config_check.check(c)
+        config_base.check(c)
     c = ml_collections.ConfigDict({k: v for k, v in config_base.get_base_config().items() if k != "seed"})
     with pytest.raises(ConfigError, match=r"lacks the fields \['seed'\]"):
-        config_check.check(c)
+        config_base.check(c)
 
 
 def test_an_old_field_name_still_works_with_a_warning(caplog):
@@ -136,11 +136,11 @@ def test_an_old_field_name_still_works_with_a_warning(caplog):
     config = config_base.get_base_config()
     config.rmsprop_momentum = 0.5
     with caplog.at_level(logging.WARNING):
-        config_check.check(config)
+        config_base.check(config)
     assert config.momentum == 0.5 and config.rmsprop_momentum is None
     assert "config.rmsprop_momentum is now called config.momentum: using momentum=0.5 (instead of 0.9)" in caplog.text
     caplog.clear()
-    config_check.check(config)  # checked again (as train.validate does): nothing moves, no second warning
+    config_base.check(config)  # checked again (a second check changes nothing): nothing moves, no second warning
     assert config.momentum == 0.5 and "rmsprop_momentum" not in caplog.text
 
 
@@ -155,3 +155,9 @@ def test_an_old_field_name_still_works_on_the_command_line():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "config.rmsprop_momentum is now called config.momentum: using momentum=0.5" in out.stderr
+
+
+def test_every_field_has_help_and_the_docs_list_them_all():
+    assert all(field.help.strip() for field in config_base.FIELDS.values())
+    with open(ROOT / "docs" / "configuration.md") as f:
+        assert f.read() == config_base.describe(), "docs/configuration.md is stale: regenerate it (command inside)"
