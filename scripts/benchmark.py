@@ -22,7 +22,7 @@ runtime.use_fast_cpu_convolutions()  # before jax is imported
 
 from absl import app, flags  # noqa: E402
 
-from inception_flax import benchmark  # noqa: E402
+from inception_flax.benchmarks import compute  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model", "inception_v4", "Network name.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "infer"], "Training step or inference.")
@@ -47,7 +47,7 @@ def main(argv: Sequence[str]) -> None:
     if _PIPELINE.value:
         _write(_pipeline())
         return
-    setting = benchmark.Setting(
+    setting = compute.Setting(
         model=_MODEL.value,
         mode=_MODE.value,
         image_size=_SIZE.value,
@@ -62,18 +62,18 @@ def main(argv: Sequence[str]) -> None:
     if _COMPARE.value == "timm":
         compare = ("timm_nchw", "timm_channels_last") + (("timm_compile",) if _TIMM_COMPILE.value else ())
     try:
-        result = benchmark.measure(setting, compare)
+        result = compute.measure(setting, compare)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
-    print(benchmark.format_result(result))
+    print(compute.format_result(result))
     _write(result)
 
 
 def _pipeline() -> dict:
-    from inception_flax import pipeline_benchmark
+    from inception_flax.benchmarks import pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = pipeline_benchmark.measure(
+        result = pipeline.measure(
             _DATA_DIR.value or tmp,
             image_size=_SIZE.value,
             batch_size=_BATCH.value,
@@ -81,7 +81,7 @@ def _pipeline() -> dict:
             repeats=_REPEATS.value,
             compare=_COMPARE.value == "timm",
         )
-    print(pipeline_benchmark.format_result(result))
+    print(pipeline.format_result(result))
     return result
 
 

@@ -33,7 +33,7 @@ def test_models_and_weights_import_only_jax_flax_numpy():
 
 def test_training_step_and_benchmark_import_no_tensorflow():
     assert_imports_without(
-        ["inception_flax.step", "inception_flax.benchmark"], {"tensorflow", "tensorflow_datasets", "torch"}
+        ["inception_flax.step", "inception_flax.benchmarks.compute"], {"tensorflow", "tensorflow_datasets", "torch"}
     )
 
 
@@ -45,7 +45,7 @@ def test_study_statistics_and_metrics_log_import_no_training_stack():
 
 
 def test_benchmark_counts_and_runs_a_tiny_inference():
-    from inception_flax import benchmark
+    from inception_flax.benchmarks import compute as benchmark
 
     setting = benchmark.Setting(model="inception_v4", batch_size=8)
     assert benchmark.flops_per_step(setting) == 6 * 12_253_974_624 * 8  # 12.254 GMACs, as pinned for v4
@@ -66,7 +66,7 @@ def test_benchmark_counts_and_runs_a_tiny_inference():
 
 
 def test_pipeline_benchmark_times_the_training_pipeline_beside_timm(tmp_path):
-    from inception_flax import pipeline_benchmark
+    from inception_flax.benchmarks import pipeline as pipeline_benchmark
 
     result = pipeline_benchmark.measure(str(tmp_path), image_size=75, batch_size=4, images=12, repeats=1)
     assert len(list((tmp_path / "train").rglob("*.JPEG"))) == 12
