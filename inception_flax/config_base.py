@@ -2,8 +2,8 @@
 
 The experiments in configs/ start from `get_base_config()` and override what they need;
 `check(config)` is the field check of a launch (scripts/train.py runs it before joining other
-processes; `train.validate` runs it otherwise, then checks what needs the devices, the data and
-the workdir). `describe()` renders the table as docs/configuration.md.
+processes; `preflight.validate` runs it otherwise, then checks what needs the devices, the data
+and the workdir). `describe()` renders the table as docs/configuration.md.
 
 The defaults are the synchronous ImageNet recipe of Google's TPU reference for Inception-v4
 (tensorflow/tpu `models/experimental/inception/inception_v4.py`), which keeps the paper's

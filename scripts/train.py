@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from inception_flax import config_base, data, faults, storage, train  # noqa: E402
+from inception_flax import config_base, data, faults, preflight, storage, train  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints and TensorBoard logs; resumed when it exists.")
@@ -71,7 +71,7 @@ def main(argv: Sequence[str]) -> None:
     several = jax.process_count() > 1
     watch = faults.PeerWatch()  # another process that fails stops this one within a second
     try:
-        plan = train.check_setting(config, _WORKDIR.value)  # the fields were checked above
+        plan = preflight.check_setting(config, _WORKDIR.value)  # the fields were checked above
         result = train.train_and_evaluate(config, _WORKDIR.value, plan=plan)
     except (
         config_base.ConfigError,

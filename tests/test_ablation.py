@@ -237,7 +237,7 @@ def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypat
 
     module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
     runs = ablation.run_configs(module.get_config, module.get_study("cpu"))[:3]
-    monkeypatch.setattr(runner.train, "validate", lambda config, workdir: None)
+    monkeypatch.setattr(runner.preflight, "validate", lambda config, workdir: None)
     results = iter([{"step": 444, "preempted": False, "stop_requested": True}, {"step": 40, "preempted": True}])
     monkeypatch.setattr(runner.train, "train_and_evaluate", lambda config, path, plan: next(results))
     monkeypatch.setattr(runner, "score_test", lambda path, config, split: {"test_top1_error": 0.5})

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inception_flax import config_base, optim, recipe, step, train
+from inception_flax import config_base, optim, preflight, recipe, step, train
 from tests.test_optim import _Tiny
 from tests.test_train import tiny_config
 
@@ -175,8 +175,8 @@ def test_a_workdir_from_before_is_refused_or_resumed_with_its_state_filled(tfds_
     _strip_new_fields(tmp_path)
     before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
 
-    with pytest.raises(train.ConfigError, match="add --config.ema_warmup=False; or use another --workdir"):
-        train.validate(tiny_config(tfds_dir, num_train_steps=4), str(tmp_path))
+    with pytest.raises(preflight.ConfigError, match="add --config.ema_warmup=False; or use another --workdir"):
+        preflight.validate(tiny_config(tfds_dir, num_train_steps=4), str(tmp_path))
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before  # nothing touched
 
     # The old recipe, plus the EMA of the BatchNorm statistics, which the old state lacks: filled in, logged.

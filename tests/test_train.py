@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from configs import inception_resnet_v1
-from inception_flax import checkpoint, data, train
+from inception_flax import checkpoint, data, preflight, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,10 +90,10 @@ def counting(monkeypatch, owner, name):
 
 def test_train_evaluate_checkpoint_and_resume(tfds_dir, tmp_path, monkeypatch):
     # One launch checks its config once and builds its model once; training trusts the plan.
-    checks = counting(monkeypatch, train.config_base, "check")
-    builds = counting(monkeypatch, train.models, "create")
+    checks = counting(monkeypatch, preflight.config_base, "check")
+    builds = counting(monkeypatch, preflight.models, "create")
     config = tiny_config(tfds_dir)
-    plan = train.validate(config, str(tmp_path))
+    plan = preflight.validate(config, str(tmp_path))
     assert (len(checks), len(builds)) == (1, 1)
     result = train.train_and_evaluate(config, str(tmp_path), plan=plan)
     assert (len(checks), len(builds)) == (1, 1)
@@ -196,27 +196,27 @@ def test_non_finite_loss_halts_without_checkpointing(tfds_dir, tmp_path):
     ],
 )
 def test_config_errors_before_compiling(tfds_dir, tmp_path, overrides, message):
-    with pytest.raises(train.ConfigError, match=message):
-        train.validate(tiny_config(tfds_dir, **overrides), str(tmp_path))
+    with pytest.raises(preflight.ConfigError, match=message):
+        preflight.validate(tiny_config(tfds_dir, **overrides), str(tmp_path))
 
 
 def test_batch_not_divisible_by_devices(tfds_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(jax, "device_count", lambda: 8)
-    with pytest.raises(train.ConfigError, match="batch_size=12 .* divisible by the 8 devices"):
-        train.validate(tiny_config(tfds_dir, batch_size=12), str(tmp_path))
+    with pytest.raises(preflight.ConfigError, match="batch_size=12 .* divisible by the 8 devices"):
+        preflight.validate(tiny_config(tfds_dir, batch_size=12), str(tmp_path))
 
 
 def test_dataset_not_prepared(tmp_path):
     with pytest.raises(data.DatasetNotPreparedError, match="ILSVRC2012_img_train.tar"):
-        train.validate(tiny_config(str(tmp_path), dataset="imagenet2012"), str(tmp_path / "work"))
+        preflight.validate(tiny_config(str(tmp_path), dataset="imagenet2012"), str(tmp_path / "work"))
 
 
 def test_workdir_with_another_models_checkpoint(tfds_dir, tmp_path):
     ckpt = checkpoint.Checkpointer(str(tmp_path), async_save=False)
     ckpt.save(5, {"w": np.zeros(2)}, {"model": "inception_v3", "num_classes": 10})
     ckpt.close()
-    with pytest.raises(train.ConfigError, match="checkpoint \\(step 5\\) of another model.*'inception_v3'"):
-        train.validate(tiny_config(tfds_dir), str(tmp_path))
+    with pytest.raises(preflight.ConfigError, match="checkpoint \\(step 5\\) of another model.*'inception_v3'"):
+        preflight.validate(tiny_config(tfds_dir), str(tmp_path))
 
 
 def test_locked_config_rejects_typos(tfds_dir, tmp_path):

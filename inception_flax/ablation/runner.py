@@ -22,7 +22,7 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from inception_flax import config_base, faults, recipe, train
+from inception_flax import config_base, faults, preflight, recipe, train
 
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
@@ -145,7 +145,7 @@ def run_study(
     """
     check_workdir(workdir, runs)
     # Every user error before the first run trains; each run then trusts its plan.
-    plans = {(arm, seed): train.validate(config, run_dir(workdir, arm, seed)) for arm, seed, config in runs}
+    plans = {(arm, seed): preflight.validate(config, run_dir(workdir, arm, seed)) for arm, seed, config in runs}
     results, start, trained = [], time.time(), 0
     todo = [r for r in runs if not os.path.exists(os.path.join(run_dir(workdir, r[0], r[1]), DONE_FILE))]
     for i, (arm, seed, config) in enumerate(runs, 1):
