@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from inception_flax import checkpoint, data, evaluation, finetune, models, preflight, train
+from inception_flax import checkpoint, config_base, data, evaluation, finetune, models, preflight, train
 from inception_flax.data import preprocessing
 from tests.helpers import random_variables
 from tests.test_train import ROOT, tiny_config
@@ -246,7 +246,7 @@ def test_finetune_keeps_everything_but_the_heads(workdir, tmp_path):
 
 def test_init_from_another_model_is_refused(workdir, tmp_path):
     tfds_dir, path, _ = workdir
-    with pytest.raises(preflight.ConfigError, match="holds inception_resnet_v1, not config.model=inception_v4"):
+    with pytest.raises(config_base.ConfigError, match="holds inception_resnet_v1, not config.model=inception_v4"):
         preflight.validate(tiny_config(tfds_dir, init_from=path, model="inception_v4", model_options={}), str(tmp_path))
-    with pytest.raises(preflight.ConfigError, match="outside the classifier heads do not fit"):
+    with pytest.raises(config_base.ConfigError, match="outside the classifier heads do not fit"):
         preflight.validate(tiny_config(tfds_dir, init_from=path, width=0.25), str(tmp_path))

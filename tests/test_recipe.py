@@ -175,7 +175,7 @@ def test_a_workdir_from_before_is_refused_or_resumed_with_its_state_filled(tfds_
     _strip_new_fields(tmp_path)
     before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
 
-    with pytest.raises(preflight.ConfigError, match="add --config.ema_warmup=False; or use another --workdir"):
+    with pytest.raises(config_base.ConfigError, match="add --config.ema_warmup=False; or use another --workdir"):
         preflight.validate(tiny_config(tfds_dir, num_train_steps=4), str(tmp_path))
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before  # nothing touched
 

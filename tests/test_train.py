@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from configs import inception_resnet_v1
-from inception_flax import checkpoint, data, preflight, train
+from inception_flax import checkpoint, config_base, data, preflight, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -196,13 +196,13 @@ def test_non_finite_loss_halts_without_checkpointing(tfds_dir, tmp_path):
     ],
 )
 def test_config_errors_before_compiling(tfds_dir, tmp_path, overrides, message):
-    with pytest.raises(preflight.ConfigError, match=message):
+    with pytest.raises(config_base.ConfigError, match=message):
         preflight.validate(tiny_config(tfds_dir, **overrides), str(tmp_path))
 
 
 def test_batch_not_divisible_by_devices(tfds_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(jax, "device_count", lambda: 8)
-    with pytest.raises(preflight.ConfigError, match="batch_size=12 .* divisible by the 8 devices"):
+    with pytest.raises(config_base.ConfigError, match="batch_size=12 .* divisible by the 8 devices"):
         preflight.validate(tiny_config(tfds_dir, batch_size=12), str(tmp_path))
 
 
@@ -215,7 +215,7 @@ def test_workdir_with_another_models_checkpoint(tfds_dir, tmp_path):
     ckpt = checkpoint.Checkpointer(str(tmp_path), async_save=False)
     ckpt.save(5, {"w": np.zeros(2)}, {"model": "inception_v3", "num_classes": 10})
     ckpt.close()
-    with pytest.raises(preflight.ConfigError, match="checkpoint \\(step 5\\) of another model.*'inception_v3'"):
+    with pytest.raises(config_base.ConfigError, match="checkpoint \\(step 5\\) of another model.*'inception_v3'"):
         preflight.validate(tiny_config(tfds_dir), str(tmp_path))
 
 
