@@ -23,6 +23,10 @@ Studies (`get_study(name)`), on the embedded digits at width 0.125 and 75 px, ba
 - `cpu`: every arm at its `RATES` entry, 5 seeds paired (a seed fixes initial weights where the
   arms share layers, and the data order), 12 epochs with a staircase decay to 1/36 of the peak.
 - `scaling`: the scale arms at 3x their chosen rate, 5 seeds: runs that diverge or stall.
+- `imagenet`: six arms at full size on ImageNet with the base recipe (one seed; not run here).
+
+Every arm at every scale trains without the recipe's gradient clip, which would freeze the plain
+twin (docs/ablation/init_gradients*.md: a gradient norm of 1.7e11 at initialisation).
 
 Splits: the 1,497 training digits are cut into a fixed validation set (`train[:300]`, 23-39 per
 class) for every curve and every choice, and 1,197 for training (37 steps an epoch); the 300 test
@@ -145,6 +149,13 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
     c.model_options = ml_collections.ConfigDict(options)
     if model == IR_V2:
         c.weight_decay_biases = True  # slim's IR-v2 scope decays biases too
+    # No clipping at a global norm, at every scale: at initialisation the plain networks' gradients
+    # explode towards the input (deep BatchNorm-ReLU stacks). docs/ablation/init_gradients.md: the
+    # total norm is 1.7e11 in the plain twin (at width 0.125 and 75 px as at full width and 299 px),
+    # ~5e3 in v4, 24-38 in ir_v2, nearly all in the stem, so a clip at 2.0 scales the plain twin's
+    # every update by 1e-11 and it never learns (a pilot with the clip: at chance after 4 epochs at
+    # 0.005 and at 0.015). RMSProp normalises each parameter's step without it.
+    c.grad_clip_norm = 0.0
     if scale in ("", "cpu", "pilot"):
         c.dataset = "inception_digits"
         c.train_split = "train[300:]"  # 1,197 digits: 37 steps an epoch
@@ -160,13 +171,6 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
         # 12 epochs: 1 of warm-up, then x0.7 every epoch (the pilot: the same shape in 4 epochs).
         c.num_epochs = 12.0 if scale != "pilot" else 4.0
         c.warmup_epochs = c.lr_decay_epochs = c.num_epochs / 12
-        # No clipping at a global norm: at initialisation the plain networks' gradients explode
-        # towards the input (deep BatchNorm-ReLU stacks). docs/ablation/init_gradients.md: the
-        # total norm is 1.7e11 in the plain twin, 5.4e3 in v4, 38 in ir_v2, nearly all in the stem,
-        # so a clip at 2.0 scales the plain twin's every update by 1e-11 and it never learns (a
-        # pilot with the clip: at chance after 4 epochs at 0.005 and at 0.015). RMSProp
-        # normalises each parameter's step without it.
-        c.grad_clip_norm = 0.0
         c.bn_momentum = 0.9  # per 32 images: about the last 10 steps
         c.ema_decay = 0.99
         c.decay_batch_size = 32

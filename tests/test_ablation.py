@@ -269,3 +269,19 @@ def test_a_study_recorded_before_a_field_was_renamed_is_still_accepted(tmp_path)
     runs[0][2].momentum = 0.5
     with pytest.raises(config_base.ConfigError, match=r"momentum: 0.9 -> 0.5"):
         runner.check_workdir(str(tmp_path), runs)
+
+
+@pytest.mark.parametrize("scale", ["cpu", "imagenet"])
+def test_arms_share_the_recipe_and_differ_only_in_the_network(scale):
+    """A fair ablation: each arm changes the network (and its own learning rate at CPU scale), nothing
+    else; no arm runs under a gradient clip that would freeze the plain twin."""
+    module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
+    reference = module.get_config(f"ir_v2,{scale}").to_dict()
+    per_arm = {"model", "model_options", "learning_rate", "weight_decay_biases"}
+    for arm in module.ARMS:
+        config = module.get_config(f"{arm},{scale}").to_dict()
+        assert config["grad_clip_norm"] == 0.0, arm
+        assert {k for k in config if config[k] != reference[k]} <= per_arm, arm
+    if scale == "imagenet":  # one recipe at ImageNet scale: no arm has a rate of its own yet
+        rates = {module.get_config(f"{arm},{scale}").learning_rate for arm in module.ARMS}
+        assert len(rates) == 1

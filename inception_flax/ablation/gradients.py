@@ -10,15 +10,17 @@ import optax
 from inception_flax import models, step
 
 
-def initial_gradient_norms(config: ml_collections.ConfigDict, batch: int = 32, seed: int = 0) -> dict[str, float]:
+def initial_gradient_norms(
+    config: ml_collections.ConfigDict, batch: int = 32, seed: int = 0, num_classes: int = 10
+) -> dict[str, float]:
     """{module: L2 norm of its gradient} (plus "total") of the training loss at initialisation.
 
     On a batch of standard-normal images with random labels, in training mode (batch statistics),
     so it depends on the architecture and initialisation only, not on the data."""
-    model = models.create(config.model, **step.architecture(config, 10))
+    model = models.create(config.model, **step.architecture(config, num_classes))
     k_init, k_x, k_y, k_drop = jax.random.split(jax.random.key(seed), 4)
     x = jax.random.normal(k_x, (batch, config.image_size, config.image_size, 3))
-    y = jax.random.randint(k_y, (batch,), 0, 10)
+    y = jax.random.randint(k_y, (batch,), 0, num_classes)
     variables = model.init(k_init, x)
 
     def loss(params):
