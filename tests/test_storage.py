@@ -36,6 +36,28 @@ def read_only_dir(tmp_path):
         path.chmod(0o755)
 
 
+@pytest.mark.parametrize("code", sorted(storage.CAUSES))
+def test_every_storage_errno_is_recognised_in_each_form_it_arrives_in(code, tmp_path):
+    """An OSError, TensorStore's text (orbax's array writes), TensorFlow's strerror text, and either
+    wrapped as the cause of another error (clu's AsyncError): all name the cause in words."""
+    forms = [
+        OSError(code, os.strerror(code)),
+        RuntimeError(f'Error writing local file "x/d/0": [os_error_code={code}] (INTERNAL)'),
+        RuntimeError(f"x/events.out.tfevents; {os.strerror(code)}"),
+    ]
+    wrapped = RuntimeError("an async write failed")
+    wrapped.__cause__ = forms[1]
+    for error in [*forms, wrapped]:
+        found = storage.failure("Writing metrics", str(tmp_path), error, newest_step=4, checkpoint_dir="ckpt")
+        assert isinstance(found, storage.StorageError) and found.errno == code, error
+        assert str(found).startswith(f"Writing metrics failed: {tmp_path}: {storage.CAUSES[code]}"), str(found)
+        assert str(found).endswith(
+            "The newest complete checkpoint is step 4 in ckpt; rerunning the same command resumes from it."
+        )
+    assert storage.failure("Saving", str(tmp_path), ValueError("shapes differ")) is None
+    assert storage.failure("Saving", str(tmp_path), OSError(errno.ENOENT, "missing")) is None
+
+
 def test_a_read_only_workdir_is_refused(read_only_dir):
     path, why = read_only_dir
     with pytest.raises(
