@@ -2,13 +2,16 @@
 
     INCEPTION_FLAX_TEST_RAISE=<process>:<position> python tests/fault_train.py <train.py flags>
     INCEPTION_FLAX_TEST_FILL=<position>:<step> python tests/fault_train.py <train.py flags>
+    INCEPTION_FLAX_TEST_NO_SPACE=<process>:<position> python tests/fault_train.py <train.py flags>
 
 RAISE makes that process raise a RuntimeError when it reaches that global batch. FILL fills the
 workdir's file system (leaving 1 MB) when the run reaches that global batch, once the checkpoint of
-`step` is complete: the next save then meets a full disk. Everything else is the real script (the
+`step` is complete: the next save then meets a full disk. NO_SPACE makes every later checkpoint save
+of that process alone fail with ENOSPC (a full local disk on one host). Everything else is the real script (the
 same flags, logging and exit paths).
 """
 
+import errno
 import os
 import runpy
 import shutil
@@ -42,15 +45,27 @@ def _fill(workdir: Path, after_step: int) -> None:
         f.write(b"\0" * (shutil.disk_usage(workdir).free - 2**20))
 
 
+def _refuse_saves() -> None:
+    import orbax.checkpoint as ocp
+
+    def save(self, step, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.directory))
+
+    ocp.CheckpointManager.save = save
+
+
 def _train_and_evaluate(config, workdir, batch_hook=None, plan=None):
     del batch_hook
     raise_at, fill_at = _spec("INCEPTION_FLAX_TEST_RAISE"), _spec("INCEPTION_FLAX_TEST_FILL")
+    no_space = _spec("INCEPTION_FLAX_TEST_NO_SPACE")
 
     def hook(position, batch):
         if raise_at and jax.process_index() == raise_at[0] and position == raise_at[1]:
             raise RuntimeError(f"injected fault at global batch {position}")
         if fill_at and position == fill_at[0]:
             _fill(Path(workdir), fill_at[1])
+        if no_space and jax.process_index() == no_space[0] and position == no_space[1]:
+            _refuse_saves()
         return batch
 
     return _original(config, workdir, batch_hook=hook, plan=plan)

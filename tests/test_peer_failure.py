@@ -56,3 +56,23 @@ def test_a_raising_process_stops_both_within_seconds_and_the_rerun_resumes_bitwi
     assert sorted(s for s, v in losses.items() if len(v) == 2) == [5, 6], losses
     assert all(v[0] == v[1] for s, v in losses.items() if s in (5, 6)), losses
     assert max(losses) == STEPS
+
+
+@pytest.mark.faults
+def test_a_full_disk_on_one_process_stops_both_with_the_storage_line(tfds_dir, tmp_path):
+    """Process 1's checkpoint saves fail with ENOSPC from global batch 6 on (step 8's save): it says
+    so in one line and stops; process 0, waiting in the same save, stops too, naming process 1."""
+    workdir = tmp_path / "work"
+    env = {"INCEPTION_FLAX_TEST_NO_SPACE": "1:6"}
+    results = _launch(tfds_dir, workdir, tmp_path / "logs", env, FAULT_SCRIPT)
+    cause = "Saving checkpoint step 8 failed: "
+    for code, _, out in results:
+        assert code not in (None, 0), out[-3000:]
+    for _, _, out in results:  # the same line from both: the failing process's and its peer's
+        assert f"error: process 1 failed: {cause}" in out and "no space left on the device" in out, out[-3000:]
+    assert "Stopping process 0 too" in results[0][2]
+    assert all("Check failure stack trace" not in out for _, _, out in results)  # no abort
+    assert abs(results[0][1] - results[1][1]) < HEARTBEAT
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["4"]
+    for code, _, out in _launch(tfds_dir, workdir, tmp_path / "logs2"):
+        assert code == 0 and "Resumed inception_resnet_v1 from step 4" in out, out[-3000:]
