@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
+from clu import metric_writers
 
-from inception_flax import checkpoint, storage, train
+from inception_flax import checkpoint, reporting, storage, train
 from tests.test_train import overrides_as_flags, restore_state, run_script, tiny_config
 
 
@@ -56,6 +58,39 @@ def test_every_storage_errno_is_recognised_in_each_form_it_arrives_in(code, tmp_
         )
     assert storage.failure("Saving", str(tmp_path), ValueError("shapes differ")) is None
     assert storage.failure("Saving", str(tmp_path), OSError(errno.ENOENT, "missing")) is None
+
+
+class FullDiskWriter(metric_writers.MetricWriter):
+    """A TensorBoard writer whose file system is full."""
+
+    def _full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    write_summaries = write_scalars = write_images = write_videos = write_audios = _full
+    write_texts = write_histograms = write_hparams = _full
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_tensorboard_write_failing_in_the_background_stops_at_the_next_write(tmp_path):
+    """TensorBoard alone fails (clu writes it on a thread; metrics.jsonl still works): the next write
+    raises the one StorageError, and closing afterwards only logs."""
+    ckpt = checkpoint.Checkpointer(str(tmp_path), async_save=False)
+    config = ml_collections.ConfigDict({"log_every_steps": 1, "profile": False, "batch_size": 8})
+    report = reporting.Reporter(config, str(tmp_path), ckpt, total_steps=4, steps_per_epoch=2)
+    report.writer = metric_writers.AsyncWriter(FullDiskWriter())
+    report.write(1, {"loss": 1.0})  # queued; fails in the background
+    with pytest.raises(
+        storage.StorageError, match=rf"^Writing metrics failed: {tmp_path}: no space left on the device"
+    ):
+        report.write(2, {"loss": 0.9})
+    assert ckpt.failed
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1  # step 1's line; step 2 was not reached
+    report.close()
 
 
 def test_a_read_only_workdir_is_refused(read_only_dir):
