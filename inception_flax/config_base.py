@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import ml_collections
 from absl import logging
 
-from inception_flax.models import registry
+from inception_flax.models import networks, registry
 
 
 class ConfigError(ValueError):
@@ -230,7 +230,8 @@ def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def check(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError for the first field outside its range (or a field the table lacks).
+    """Raises ConfigError for the first field outside its range (or a field the table lacks), or
+    an input smaller than the network accepts.
 
     A value given under an old field name (`RENAMED`) is moved to the new field, with a warning.
     """
@@ -246,6 +247,12 @@ def check(config: ml_collections.ConfigDict) -> None:
     missing = sorted(set(FIELDS) - set(config.keys()))
     if missing:
         raise ConfigError(f"The config lacks the fields {missing}; build it from config_base.get_base_config().")
+    smallest = networks.min_input_size(config.aux_logits)
+    if config.image_size < smallest:
+        raise ConfigError(
+            f"config.image_size={config.image_size} is below the minimum of {config.model}"
+            f"{' with aux_logits' if config.aux_logits else ''}: {smallest}."
+        )
     for old, new in RENAMED.items():
         if config[old] is not None:
             logging.warning(

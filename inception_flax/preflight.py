@@ -2,9 +2,9 @@
 
 A `Plan` is a config that passed every check for one workdir, with what the checks built (the
 model, the data source); `train.train_and_evaluate` trusts it. `config_base.check` covers each
-field's range; `check_setting` what needs the devices, the data and the workdir: batch divisible
-by devices and shards, splits present, one global batch of data, the input large enough for the
-network, a workdir holding another model or an older recipe, an `init_from` that does not fit.
+field's range and the input size the networks accept; `check_setting` what needs the devices, the
+data and the workdir: batch divisible by devices and shards, splits present, one global batch of
+data, a workdir holding another model or an older recipe, an `init_from` that does not fit.
 """
 
 import dataclasses
@@ -66,11 +66,6 @@ def check_setting(config: ml_collections.ConfigDict, workdir: str) -> Plan:
         except ValueError as e:
             raise ConfigError(f"config.{field}: {e}") from None
     model = _create_model(config, config.num_classes if config.num_classes > 0 else source.num_classes)
-    if config.image_size < model.min_input_size:
-        raise ConfigError(
-            f"config.image_size={config.image_size} is below the minimum of {config.model}"
-            f"{' with aux_logits' if config.aux_logits else ''}: {model.min_input_size}."
-        )
     try:
         data.check_one_batch(source, pcfg)
     except ValueError as e:

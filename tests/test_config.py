@@ -161,3 +161,14 @@ def test_every_field_has_help_and_the_docs_list_them_all():
     assert all(field.help.strip() for field in config_base.FIELDS.values())
     with open(ROOT / "docs" / "configuration.md") as f:
         assert f.read() == config_base.describe(), "docs/configuration.md is stale: regenerate it (command inside)"
+
+
+def test_an_input_smaller_than_the_networks_accept_is_refused_by_the_field_check():
+    """Needs no data or devices, so scripts/train.py refuses it before joining other processes."""
+    config = config_base.get_base_config()
+    config.image_size = 74
+    with pytest.raises(ConfigError, match=r"config.image_size=74 is below the minimum of inception_v4: 75"):
+        config_base.check(config)
+    config.image_size, config.aux_logits = 100, True
+    with pytest.raises(ConfigError, match=r"with aux_logits: 107"):
+        config_base.check(config)

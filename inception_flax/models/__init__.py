@@ -39,6 +39,7 @@ from inception_flax.models.networks import (
     InceptionResNetV2,
     InceptionV3,
     InceptionV4,
+    min_input_size,
 )
 from inception_flax.models.registry import MODELS, check_name, create, names, options
 
@@ -77,6 +78,7 @@ __all__ = [
     "feature_shapes",
     "init_variables",
     "initializer",
+    "min_input_size",
     "names",
     "options",
     "trace_layers",

@@ -34,6 +34,12 @@ from inception_flax.models.layers import (
 MIN_INPUT_SIZE = 75
 MIN_INPUT_SIZE_AUX = 107
 
+
+def min_input_size(aux_logits: bool) -> int:
+    """The smallest input side every network accepts, with or without the aux head."""
+    return MIN_INPUT_SIZE_AUX if aux_logits else MIN_INPUT_SIZE
+
+
 # Names of the sown stage outputs, in network order.
 STAGES = ("stem", "stage_a", "reduction_a", "stage_b", "reduction_b", "stage_c", "features")
 
@@ -70,7 +76,7 @@ class Inception(nn.Module):
 
     @property
     def min_input_size(self) -> int:
-        return MIN_INPUT_SIZE_AUX if self.aux_logits else MIN_INPUT_SIZE
+        return min_input_size(self.aux_logits)
 
     def check_input(self, shape: tuple[int, ...]) -> None:
         """Raise a clear ValueError for inputs the network cannot take (runs at trace time)."""
