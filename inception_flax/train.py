@@ -40,7 +40,6 @@ from inception_flax.preflight import Plan, pipeline_config, validate
 from inception_flax.step import TrainState, abstract_state, architecture, init_state, train_step
 
 
-# ------------------------------------------------------------------------------------- loop
 def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
     return config.num_train_steps if config.num_train_steps > 0 else int(config.num_epochs * steps_per_epoch)
 
