@@ -1,16 +1,19 @@
 """orbax checkpoints: training workdirs that never lose work, converted weights, and `load`.
 
-Two kinds of directory hold a network:
+Two kinds of directory hold a network, local or in a bucket (every path goes through `paths`):
 - a training `--workdir`: `<workdir>/checkpoints/<step>/{state,meta}`;
 - converted weights (`scripts/convert_weights.py`): `<dir>/variables/` plus `<dir>/inception_flax.json`.
 Both record their metadata in one schema (`META_FORMAT`: model, options, and config/progress or
 the weights' source), written and read only here; the older shapes still read (`parse_meta`).
 `load(path)` reads either and returns `(model, variables)`; nothing is ever unpickled.
 
-orbax lists a step directory as valid even when its files are truncated or missing, and a
-manager that has seen an empty step directory fails on later calls. Restoring therefore walks
-the steps newest first, each with a fresh manager; a step that cannot be restored is moved (never
-deleted) to `<workdir>/checkpoints_unreadable/` so training can save that step number again.
+Restoring walks the steps newest first, each with a fresh manager (orbax lists a step directory as
+valid even when its files are truncated or missing). What a failure means decides what happens
+(`classify`): a step whose files are recognisably incomplete or corrupt is skipped for an older
+one and then moved (never deleted) to `<workdir>/checkpoints_unreadable/`; a transient read error
+(a bucket under load) is retried with backoff; anything else, a state of another structure
+included, stops with a `RestoreError` naming the step and the cause, and nothing is moved. When no
+step restores, nothing is moved either unless the caller asks to start over.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +32,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
-from inception_flax import models, storage
+from inception_flax import models, paths, storage
 
 WEIGHTS_META = "inception_flax.json"  # beside `variables/` in a converted-weights directory
 # The one metadata schema of both kinds of directory (written by `make_meta`, read by `parse_meta`):
@@ -74,7 +76,7 @@ def parse_meta(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def checkpoint_dir(workdir: str) -> str:
-    return os.path.join(os.path.abspath(workdir), "checkpoints")
+    return paths.join(workdir, "checkpoints")
 
 
 def _manager(directory: str, max_to_keep: int | None = None, async_save: bool = False) -> ocp.CheckpointManager:
@@ -85,21 +87,28 @@ def _manager(directory: str, max_to_keep: int | None = None, async_save: bool = 
 
 
 def _steps(directory: str) -> list[int]:
-    if not os.path.isdir(directory):
+    folder = epath.Path(directory)
+    if not folder.is_dir():
         return []
-    return sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True)
+    return sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit()), reverse=True)
 
 
 def read_meta(workdir: str) -> tuple[int, dict[str, Any]] | None:
-    """(step, metadata in the current schema) of the newest step whose metadata is readable; no arrays are touched."""
+    """(step, metadata in the current schema) of the newest step whose metadata is readable; no arrays are touched.
+
+    A step whose metadata is damaged is skipped; a read that keeps failing raises RestoreError."""
     directory = checkpoint_dir(workdir)
     for step in _steps(directory):
-        try:
-            with _manager(directory) as manager:
-                restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-            return step, parse_meta(dict(restored["meta"]))
-        except Exception as e:
-            logging.warning("Checkpoint step %d has no readable metadata (%s); trying an older step.", step, e)
+        meta, error = storage.attempt_read(
+            "Reading the metadata of checkpoint", step, lambda s=step: _read_step_meta(directory, s)
+        )
+        if error is None:
+            return step, meta
+        logging.warning(
+            "Checkpoint step %d has no readable metadata (%s); trying an older step.",
+            step,
+            storage.describe_error(error),
+        )
     return None
 
 
@@ -122,35 +131,52 @@ class Checkpointer:
         self.in_flight: int | None = None  # the step being written in the background
         self.failed = False
 
-    def restore_latest(self, abstract_state: Any) -> tuple[Any, int, dict[str, Any]] | None:
-        """The newest restorable (state, step, meta), or None when there is none.
+    def restore_latest(self, abstract_state: Any, start_over: bool = False) -> tuple[Any, int, dict[str, Any]] | None:
+        """The newest restorable (state, step, meta), or None when the workdir has no checkpoint.
 
+        Corrupt steps newer than the one restored are then set aside. When steps exist and none
+        restores, RestoreError, nothing moved; with `start_over` they are set aside and None returned.
         For a dataclass state (TrainState), a field that the abstract state leaves None is not
         read, and a field the step does not hold (written before that field existed) comes back
         as None for the caller to fill in; every other field must be there.
         """
+        corrupt: list[tuple[int, BaseException]] = []
         for step in _steps(self.directory):
-            try:
-                with _manager(self.directory) as manager:
-                    state_args = _restore_args(abstract_state, os.path.join(self.directory, str(step), "state"))
-                    restored = manager.restore(
-                        step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore())
-                    )
-                state = restored["state"]
-                if dataclasses.is_dataclass(abstract_state):
-                    names = [f.name for f in dataclasses.fields(abstract_state)]
-                    state = abstract_state.replace(**{n: state.get(n) for n in names})
-                return state, step, _parsed_or_raw(dict(restored["meta"] or {}))
-            except Exception as e:
-                logging.warning("Cannot restore checkpoint step %d (%s); falling back to an older step.", step, e)
-                self._set_aside(step)
+            restored, error = storage.attempt_read(
+                "Restoring checkpoint", step, lambda s=step: self._restore(s, abstract_state)
+            )
+            if error is None:
+                for bad, _ in corrupt:
+                    self._set_aside(bad)
+                return restored
+            logging.warning("Checkpoint step %d is incomplete or corrupt: %s", step, storage.describe_error(error))
+            corrupt.append((step, error))
+        if corrupt and not start_over:
+            causes = "; ".join(f"step {s}: {storage.describe_error(e)[:200]}" for s, e in corrupt)
+            raise storage.RestoreError(
+                f"No checkpoint in {self.directory} restores ({causes}). Nothing was moved. To train from "
+                "scratch in this workdir, rerun with --start_over (the steps move to checkpoints_unreadable/, "
+                "nothing is deleted); or use another --workdir."
+            )
+        for bad, _ in corrupt:
+            self._set_aside(bad)
         return None
 
+    def _restore(self, step: int, abstract_state: Any) -> tuple[Any, int, dict[str, Any]]:
+        with _manager(self.directory) as manager:
+            state_args = _restore_args(abstract_state, paths.join(self.directory, str(step), "state"))
+            restored = manager.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
+        state = restored["state"]
+        if dataclasses.is_dataclass(abstract_state):
+            names = [f.name for f in dataclasses.fields(abstract_state)]
+            state = abstract_state.replace(**{n: state.get(n) for n in names})
+        return state, step, _parsed_or_raw(dict(restored["meta"] or {}))
+
     def _set_aside(self, step: int) -> None:
-        aside = os.path.join(os.path.dirname(self.directory), "checkpoints_unreadable")
-        os.makedirs(aside, exist_ok=True)
-        target = os.path.join(aside, f"{step}-{int(time.time())}")
-        shutil.move(os.path.join(self.directory, str(step)), target)
+        aside = epath.Path(self.directory).parent / "checkpoints_unreadable"
+        aside.mkdir(parents=True, exist_ok=True)
+        target = aside / f"{step}-{int(time.time())}"
+        (epath.Path(self.directory) / str(step)).rename(target)
         logging.warning("Moved unreadable checkpoint step %d to %s (kept, not deleted).", step, target)
 
     def _open(self) -> ocp.CheckpointManager:
@@ -225,12 +251,14 @@ class Checkpointer:
 
     def _remove_partial(self, step: int) -> str | None:
         """Deletes orbax's temporary directory of `step` (process 0; several may share the directory)."""
-        if jax.process_index() != 0 or not os.path.isdir(self.directory):
+        folder = epath.Path(self.directory)
+        if jax.process_index() != 0 or not folder.is_dir():
             return None
-        partial = [n for n in os.listdir(self.directory) if n.startswith(f"{step}.orbax-checkpoint-tmp")]
+        partial = [p.name for p in folder.iterdir() if p.name.startswith(f"{step}.orbax-checkpoint-tmp")]
         for name in partial:
-            shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
-        left = [n for n in partial if os.path.exists(os.path.join(self.directory, n))]
+            with contextlib.suppress(OSError):
+                (folder / name).rmtree()
+        left = [n for n in partial if (folder / n).exists()]
         if left:  # e.g. a read-only file system; its name keeps it from ever being restored
             return f"The partial step {step} could not be removed ({', '.join(left)}); no restore takes it."
         return f"Removed the partial step {step} ({', '.join(partial)})." if partial else None
@@ -294,11 +322,10 @@ def steps(workdir: str) -> list[int]:
 
 def describe(path: str, step: int | None = None) -> CheckpointInfo:
     """CheckpointInfo of a training workdir (newest readable step, or `step`) or of converted weights."""
-    path = os.path.abspath(os.path.expanduser(path))
-    meta_file = os.path.join(path, WEIGHTS_META)
-    if os.path.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
+    path = paths.resolve(path)
+    meta_file = paths.join(path, WEIGHTS_META)
+    if epath.Path(meta_file).is_file():
+        meta = json.loads(epath.Path(meta_file).read_text())
         if meta.get("format") not in (META_FORMAT, _OLD_WEIGHTS_FORMAT):
             raise ValueError(f"{meta_file} is not an inception_flax weights file (format {meta.get('format')!r}).")
         meta = parse_meta(meta)
@@ -318,6 +345,11 @@ def describe(path: str, step: int | None = None) -> CheckpointInfo:
     if found is None:
         raise FileNotFoundError(f"No checkpoint step in {directory} has readable metadata.")
     return _workdir_info(path, *found)
+
+
+def saved_state_tree(workdir: str, step: int) -> dict[str, Any]:
+    """The tree of a training checkpoint's saved state, leaves as orbax metadata (no arrays read)."""
+    return _saved_fields(paths.join(checkpoint_dir(workdir), str(step), "state"))
 
 
 def _saved_fields(state_dir: str) -> dict[str, Any]:
@@ -364,13 +396,13 @@ def load_with_info(
     """
     info = describe(path, step)
     if info.kind == "weights":
-        restored = _restore_subtrees(os.path.join(info.path, "variables"), ("params", "batch_stats"))
+        restored = _restore_subtrees(paths.join(info.path, "variables"), ("params", "batch_stats"))
         return info.create_model(), restored, info
     directory = checkpoint_dir(info.path)
     candidates = [info.step] if step is not None else [s for s in _steps(directory) if s <= info.step]
     params_key = "ema_params" if ema else "params"
     for candidate in candidates:
-        state_dir = os.path.join(directory, str(candidate), "state")
+        state_dir = paths.join(directory, str(candidate), "state")
         try:
             # The EMA parameters go with the averaged BatchNorm statistics where training kept them.
             averaged = ema and _saved_fields(state_dir).get("ema_batch_stats") is not None
@@ -404,24 +436,31 @@ def save_weights(directory: str, variables: dict[str, Any], meta: dict[str, Any]
     """Writes converted weights: `variables/` (orbax) and the metadata `load` reads.
 
     `meta` needs "model" and "options" (models.create's keyword arguments). The directory must not
-    exist yet; it appears only once complete (written beside it, then renamed).
+    exist yet (or be empty). It counts as complete once its metadata file exists: locally the whole
+    directory is written beside it and renamed; in a bucket (no atomic rename) the metadata is
+    written last.
     """
-    directory = os.path.abspath(os.path.expanduser(directory))
-    if os.path.exists(directory) and os.listdir(directory):
+    directory = paths.resolve(directory)
+    target = epath.Path(directory)
+    if target.exists() and any(target.iterdir()):
         raise FileExistsError(f"{directory} exists and is not empty; nothing was written.")
     models.create(meta["model"], **meta["options"])  # refuses unknown models and options
-    partial = f"{directory}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial)
+    extra = {k: v for k, v in meta.items() if k not in ("model", "options", "format")}
+    text = json.dumps(make_meta(meta["model"], meta["options"], **extra), indent=2, sort_keys=True)
+    remote = paths.is_url(directory)
+    folder = target if remote else epath.Path(f"{directory}.partial-{os.getpid()}")
+    if not remote and folder.exists():
+        folder.rmtree()
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         checkpointer = ocp.StandardCheckpointer()
-        checkpointer.save(os.path.join(partial, "variables"), variables)
+        checkpointer.save(folder / "variables", variables)
         checkpointer.wait_until_finished()
-        with open(os.path.join(partial, WEIGHTS_META), "w") as f:
-            extra = {k: v for k, v in meta.items() if k not in ("model", "options", "format")}
-            json.dump(make_meta(meta["model"], meta["options"], **extra), f, indent=2, sort_keys=True)
-        if os.path.exists(directory):
-            os.rmdir(directory)  # empty, checked above
-        os.replace(partial, directory)
+        (folder / WEIGHTS_META).write_text(text)
+        if not remote:
+            if target.exists():
+                target.rmdir()  # empty, checked above
+            os.replace(folder, target)
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        if not remote and folder.exists():
+            folder.rmtree()

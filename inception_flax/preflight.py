@@ -7,14 +7,19 @@ data and the workdir: batch divisible by devices and shards, splits present, one
 data, a workdir holding another model or an older recipe, an `init_from` that does not fit.
 """
 
+import copy
 import dataclasses
+import functools
+import json
+from typing import Any
 
 import jax
 import ml_collections
+import optax
 
-from inception_flax import checkpoint, config_base, data, finetune, models, optim, recipe
+from inception_flax import checkpoint, config_base, data, finetune, models, optim, paths, recipe
 from inception_flax.config_base import ConfigError
-from inception_flax.step import architecture, model_options
+from inception_flax.step import architecture, assemble_state, model_options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +42,22 @@ def validate(config: ml_collections.ConfigDict, workdir: str) -> Plan:
     return check_setting(config, workdir)
 
 
+def check_paths(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Every path of a launch is local or a URL the stack writes (paths.resolve); one line otherwise."""
+    named = {"--workdir": workdir, "config.data_dir": config.data_dir, "config.init_from": config.init_from}
+    named["config.compilation_cache_dir"] = config.compilation_cache_dir
+    for name, value in named.items():
+        try:
+            if value:
+                paths.resolve(value)
+        except ValueError as e:
+            raise ConfigError(f"{name}: {e}") from None
+
+
 def check_setting(config: ml_collections.ConfigDict, workdir: str) -> Plan:
     """What needs the model, the devices, the data and the workdir, for a config whose fields passed
     `config_base.check` (scripts/train.py checks them before joining the other processes)."""
+    check_paths(config, workdir)
     for name in ("ema_decay", "bn_momentum"):
         try:
             optim.per_step_decay(config[name], config)
@@ -70,7 +88,7 @@ def check_setting(config: ml_collections.ConfigDict, workdir: str) -> Plan:
         data.check_one_batch(source, pcfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    _check_workdir_model(config, workdir, model.num_classes)
+    _check_workdir_model(config, workdir, model)
     if config.init_from:
         _check_init_from(config, model)
     return Plan(config, workdir, model, source)
@@ -83,13 +101,13 @@ def _create_model(config: ml_collections.ConfigDict, num_classes: int) -> models
         raise ConfigError(str(e)) from None
 
 
-def _check_workdir_model(config: ml_collections.ConfigDict, workdir: str, num_classes: int) -> None:
-    """A workdir holding another model's checkpoint, or one whose recipe this config would change."""
+def _check_workdir_model(config: ml_collections.ConfigDict, workdir: str, model: models.Inception) -> None:
+    """A workdir holding another model's checkpoint, or one whose recipe or state this config would change."""
     found = checkpoint.read_meta(workdir)
     if found is None:
         return
     step, meta = found
-    wanted = {"model": config.model, **architecture(config, num_classes)}
+    wanted = {"model": config.model, **architecture(config, model.num_classes)}
     have = {"model": meta["model"], **meta["options"]}
     diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
     if diff:
@@ -98,6 +116,7 @@ def _check_workdir_model(config: ml_collections.ConfigDict, workdir: str, num_cl
             f"{workdir} holds a checkpoint (step {step}) of another model ({detail}). "
             "Use another --workdir; nothing in this one is touched."
         )
+    _check_state_structure(config, workdir, step, meta, model)
     flags = recipe.check_resume(meta.get("config"), config)
     if flags:
         raise ConfigError(
@@ -106,6 +125,69 @@ def _check_workdir_model(config: ml_collections.ConfigDict, workdir: str, num_cl
             "config would change its schedule mid-run. To resume it as it was trained, add "
             f"{' '.join(flags)}; or use another --workdir. Nothing in this one is touched."
         )
+
+
+def _arrays(tree: Any) -> dict[str, tuple[int, ...]]:
+    """{"field/key/...": shape} of every array leaf of a state, or of its saved metadata tree."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {
+        "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path): tuple(leaf.shape)
+        for path, leaf in leaves
+        if hasattr(leaf, "shape")  # orbax records an empty optimiser state as a leaf without one
+    }
+
+
+def _state_arrays(config: ml_collections.ConfigDict, variables: Any) -> dict[str, tuple[int, ...]]:
+    tx = optim.create_optimizer(config, optax.constant_schedule(0.0))  # the schedule's values change no shape
+    assemble = functools.partial(assemble_state, tx, ema_batch_stats=config.ema_batch_stats)
+    return _arrays(jax.eval_shape(assemble, variables, jax.random.key(0)))
+
+
+def _check_state_structure(
+    config: ml_collections.ConfigDict, workdir: str, step: int, meta: dict[str, Any], model: models.Inception
+) -> None:
+    """A resume whose config would change the saved state's structure (the optimiser, its clip, the
+    averaged statistics) is refused here, naming the fields, instead of failing every restore."""
+    saved = _arrays(checkpoint.saved_state_tree(workdir, step))
+    variables = models.abstract_variables(model, config.image_size)
+    wanted = _state_arrays(config, variables)
+    # As in restoring: a field only one side holds (ema_batch_stats added later) is not compared.
+    fields = {k.split("/", 1)[0] for k in saved} & {k.split("/", 1)[0] for k in wanted}
+    saved = {k: v for k, v in saved.items() if k.split("/", 1)[0] in fields}
+    wanted = {k: v for k, v in wanted.items() if k.split("/", 1)[0] in fields}
+    if saved == wanted:
+        return
+    differ = sorted(
+        {k.split("/", 2)[0] for k in set(saved) ^ set(wanted)}
+        | {k.split("/", 2)[0] for k in saved.keys() & wanted.keys() if saved[k] != wanted[k]}
+    )
+    recorded = meta.get("config") or {}
+    now = json.loads(config.to_json_best_effort())
+    blamed = {}
+    for name in sorted(k for k in now if k in recorded and recorded[k] != now[k]):
+        trial = copy.deepcopy(config)
+        value = recorded[name]
+        with trial.unlocked():
+            try:
+                trial[name] = tuple(value) if isinstance(trial[name], tuple) else value
+            except (TypeError, ValueError):
+                continue
+        try:
+            if _state_arrays(trial, variables) != _state_arrays(config, variables):
+                blamed[name] = value
+        except (ValueError, TypeError):
+            continue
+    if blamed:
+        fix = " ".join(f"--config.{k}={v}" for k, v in blamed.items())
+        why = ", ".join(f"{k}: checkpoint {recorded[k]!r} vs config {now[k]!r}" for k in blamed)
+        advice = f"It differs from the recorded run in {why}. To resume the run as it was trained, add {fix}"
+    else:
+        advice = "No config field explains it (a checkpoint of another version?). Use the config it was trained with"
+    raise ConfigError(
+        f"{workdir} holds a checkpoint (step {step}) whose saved state has another structure than this config "
+        f"makes (in {', '.join(differ)}): restoring it would fail. {advice}; or use another --workdir. Nothing in "
+        "this one is touched."
+    )
 
 
 def _check_init_from(config: ml_collections.ConfigDict, model: models.Inception) -> None:

@@ -79,7 +79,7 @@ class Reporter:
     def write(self, step: int, scalars: dict[str, Any]) -> None:
         with self.ckpt.writing("Writing metrics", self.workdir):
             self.writer.write_scalars(step, scalars)
-            if self.is_main and metrics_log.writable(self.workdir):
+            if self.is_main:
                 metrics_log.append(self.workdir, step, step / self.steps_per_epoch, scalars)
 
     def flush(self) -> None:

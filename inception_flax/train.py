@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import gc
 import json
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +29,7 @@ from inception_flax import (
     mesh,
     models,
     optim,
+    paths,
     recipe,
     reporting,
     runtime,
@@ -74,9 +74,12 @@ def restore_or_init(
     tx: optax.GradientTransformation,
     config: ml_collections.ConfigDict,
     sharding: NamedSharding,
+    start_over: bool = False,
 ) -> tuple[TrainState, int, Progress]:
-    """The newest good checkpoint, or the initial state (fine-tuned from `init_from`) when there is none."""
-    restored = ckpt.restore_latest(abstract)
+    """The newest good checkpoint, or the initial state (fine-tuned from `init_from`) when there is none.
+
+    `start_over`: a workdir none of whose checkpoints restores starts from scratch (see Checkpointer)."""
+    restored = ckpt.restore_latest(abstract, start_over)
     if restored is not None:
         state, step, step_meta = restored
         return _fill_missing(state, config, step), step, Progress.from_meta(step_meta, step)
@@ -100,9 +103,12 @@ def train_and_evaluate(
     workdir: str,
     batch_hook: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
     plan: Plan | None = None,
+    start_over: bool = False,
 ) -> dict[str, Any]:
     """Trains `config` in `workdir`, resuming from its newest good checkpoint. Returns final metrics.
 
+    `start_over`: when the workdir has checkpoints and none restores, set them aside and start from
+    scratch (else `storage.RestoreError`, nothing moved).
     `plan`: this config already validated for this workdir (else `validate` runs here).
     `batch_hook(position, batch)` sees this process's part of global batch `position` before it is
     sharded (tests inject faults with it).
@@ -131,7 +137,7 @@ def train_and_evaluate(
     meta = checkpoint.make_meta(
         config.model, architecture(config, model.num_classes), config=json.loads(config.to_json_best_effort())
     )
-    state, step, progress = restore_or_init(ckpt, abstract, model, tx, config, replicated)
+    state, step, progress = restore_or_init(ckpt, abstract, model, tx, config, replicated, start_over)
     _log_start(config, workdir, source, step, progress)
     report.begin(step, state.params)
     step_fn = jax.jit(
@@ -239,5 +245,5 @@ def _log_start(
 def enable_compilation_cache(path: str) -> None:
     """Persistent XLA cache: a restarted job (or the next test) skips recompiling the same step."""
     if path:
-        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(path))
+        jax.config.update("jax_compilation_cache_dir", paths.resolve(path))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from inception_flax import data, evaluation  # noqa: E402
+from inception_flax import data, evaluation, paths, storage  # noqa: E402
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A training workdir or a converted-weights directory.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step of a workdir (default: the newest readable).")
@@ -30,7 +30,7 @@ _EMA = flags.DEFINE_bool("ema", True, "Workdirs: the moving-average parameters (
 _ALL_STEPS = flags.DEFINE_bool("all_steps", False, "Workdirs: every checkpoint not evaluated yet, oldest first.")
 _DATASET = flags.DEFINE_string("dataset", None, "TFDS name or folder:<root> (default: from the checkpoint).")
 _SPLIT = flags.DEFINE_string("split", None, "Split to evaluate (default: the run's eval split / validation).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (local or gs://; default: the run's).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input size (default: the run's, or 299).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per batch, all devices together.")
 _PROTOCOL = flags.DEFINE_enum("protocol", "central", list(evaluation.NUM_VIEWS), "Views per image.")
@@ -69,15 +69,14 @@ def main(argv: Sequence[str]) -> None:
     )
     try:
         results = evaluation.evaluate(request)
-    except (ValueError, FileNotFoundError, data.DatasetNotPreparedError) as e:
+    except (ValueError, FileNotFoundError, data.DatasetNotPreparedError, storage.RestoreError) as e:
         raise SystemExit(f"error: {e}") from None
     if not results:
         print("Nothing to evaluate: every checkpoint is already in the record.")
     else:
         print(evaluation.format_table(results))
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(results, f, indent=2)
+        paths.write_text(_JSON.value, json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from inception_flax import paths  # noqa: E402
 from inception_flax.evaluation import predict  # noqa: E402
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A training workdir or a converted-weights directory.")
@@ -48,8 +49,7 @@ def main(argv: Sequence[str]) -> None:
         for t in r["top"]:
             print(f"  {t['probability']:7.2%}  {t['index']:>5}  {t['name']}")
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(results, f, indent=2)
+        paths.write_text(_JSON.value, json.dumps(results, indent=2))
     if any("error" in r for r in results):
         sys.exit(1)
 

@@ -41,6 +41,12 @@ _HEARTBEAT = flags.DEFINE_integer(
 _SHUTDOWN = flags.DEFINE_integer(
     "shutdown_timeout", 300, "Seconds a finishing process waits for the others at the final barrier (multi-host)."
 )
+_START_OVER = flags.DEFINE_bool(
+    "start_over",
+    False,
+    "When --workdir has checkpoints and none restores (all damaged), move them to checkpoints_unreadable/ "
+    "and train from scratch; without it the job stops and moves nothing.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -53,6 +59,7 @@ def main(argv: Sequence[str]) -> None:
     config = _CONFIG.value
     try:  # before joining the other processes: a bad value fails at once, on its own
         config_base.check(config)
+        preflight.check_paths(config, _WORKDIR.value)
     except config_base.ConfigError as e:
         raise SystemExit(f"error: {e}") from None
     if _DISTRIBUTED.value:
@@ -72,12 +79,13 @@ def main(argv: Sequence[str]) -> None:
     watch = faults.PeerWatch()  # another process that fails stops this one within a second
     try:
         plan = preflight.check_setting(config, _WORKDIR.value)  # the fields were checked above
-        result = train.train_and_evaluate(config, _WORKDIR.value, plan=plan)
+        result = train.train_and_evaluate(config, _WORKDIR.value, plan=plan, start_over=_START_OVER.value)
     except (
         config_base.ConfigError,
         data.DatasetNotPreparedError,
         faults.NonFiniteError,
         storage.StorageError,
+        storage.RestoreError,
     ) as e:
         logging.error("%s", e)
         if several:

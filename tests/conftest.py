@@ -33,3 +33,23 @@ def tfds_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("tfds"))
     data.get_source("inception_digits", path)
     return path
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory):
+    """A GCS API server on 127.0.0.1 (tests/fake_gcs.py), one per test process, with bucket `bucket`."""
+    from tests.fake_gcs import FakeGcs
+
+    server = FakeGcs.start(str(tmp_path_factory.mktemp("gcs")))
+    server.create_bucket("bucket")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcs(gcs_server, monkeypatch):
+    """`gcs_server` with its environment set in this process too (TensorFlow reads it per request);
+    subprocesses get `gcs.env`. Tensorstore (orbax's arrays) is only used against it in subprocesses."""
+    for key, value in gcs_server.env.items():
+        monkeypatch.setenv(key, value)
+    return gcs_server

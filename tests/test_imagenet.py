@@ -1,6 +1,8 @@
 """The real TFDS `imagenet2012` builder on a fabricated miniature of the two manual-download tars."""
 
 import io
+import subprocess
+import sys
 import tarfile
 
 import numpy as np
@@ -9,6 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from inception_flax import data
+from tests.test_train import ROOT
 
 SYNSETS = ["n01440764", "n01443537", "n01484850"]  # real synsets: labels 0, 1, 2
 
@@ -45,12 +48,18 @@ def imagenet_dir(tmp_path_factory):
 
 
 def test_prepare_and_read_fabricated_imagenet(imagenet_dir):
-    with pytest.raises(data.DatasetNotPreparedError, match="ILSVRC2012_img_val.tar"):
-        data.get_source("imagenet2012", str(imagenet_dir))
+    with pytest.raises(data.DatasetNotPreparedError, match="ILSVRC2012_img_val.tar") as raised:
+        data.get_source("imagenet2012", str(imagenet_dir), data_dir_flag="--data_dir")
+    assert "python scripts/prepare_imagenet.py --manual_dir=" in str(raised.value)
+    assert f"pass --data_dir={imagenet_dir}" in str(raised.value)
+    manual = imagenet_dir / "downloads" / "manual"
+    script = [sys.executable, str(ROOT / "scripts" / "prepare_imagenet.py"), f"--data_dir={imagenet_dir}"]
+    missing = subprocess.run([*script, f"--manual_dir={imagenet_dir}"], capture_output=True, text=True, check=False)
+    assert missing.returncode == 1 and "lacks ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar" in missing.stderr
+    done = subprocess.run([*script, f"--manual_dir={manual}"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"imagenet2012 5.1.0 prepared in {imagenet_dir}: train 12, validation 5" in done.stdout
     builder = tfds.builder("imagenet2012", data_dir=str(imagenet_dir))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(imagenet_dir / "downloads" / "manual"))
-    )
     source = data.get_source("imagenet2012", str(imagenet_dir))
     assert source.num_classes == 1000
     assert source.num_examples("train") == 12 and source.num_examples("validation") == 5

@@ -112,10 +112,13 @@ def test_too_little_space_is_refused_before_anything_is_written(tfds_dir, tmp_pa
     assert not workdir.exists()
 
 
-def test_room_and_remote_workdirs_pass(tmp_path):
+def test_room_and_remote_workdirs(tmp_path, gcs):
     storage.check_workdir(str(tmp_path / "a" / "b"), 1000)  # creatable: its parent exists and is writable
-    storage.check_workdir("gs://bucket/run", 10**15)  # remote: not checked
     assert not (tmp_path / "a").exists()  # nothing written
+    storage.check_workdir("gs://bucket/run", 10**15)  # a bucket: its space is unknown, a write is tried
+    assert not [n for n in gcs.objects("bucket", "run/") if ".write_check" in n]  # and removed
+    with pytest.raises(storage.StorageError, match="Cannot write the workdir gs://missing-bucket/run"):
+        storage.check_workdir("gs://missing-bucket/run", 1000)
     (tmp_path / "file").write_text("x")
     with pytest.raises(storage.StorageError, match="is a file, not a directory"):
         storage.check_workdir(str(tmp_path / "file" / "work"), 1000)

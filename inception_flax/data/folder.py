@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 from absl import logging
+
+from inception_flax import paths
 
 _EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp"}
 
@@ -28,7 +29,7 @@ def _decodable(path: str) -> bool:
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with paths.path(path).open("rb") as f, Image.open(f) as image:
             image.load()
         return True
     except Exception:
@@ -37,7 +38,7 @@ def _decodable(path: str) -> bool:
 
 def scan(root: str | os.PathLike, split: str, classes: list[str] | None = None) -> FolderSplit:
     """Lists `<root>/<split>/<class>/*` in sorted order; classes default to the sorted subfolders."""
-    split_dir = Path(root) / split
+    split_dir = paths.path(root) / split
     if not split_dir.is_dir():
         raise FileNotFoundError(
             f"Image folder split {split_dir} does not exist (expected <root>/<split>/<class>/<image>)."
@@ -46,7 +47,7 @@ def scan(root: str | os.PathLike, split: str, classes: list[str] | None = None) 
     files, labels, skipped = [], [], []
     for label, name in enumerate(classes):
         for path in sorted((split_dir / name).iterdir()) if (split_dir / name).is_dir() else []:
-            if path.suffix.lower() not in _EXTENSIONS:
+            if os.path.splitext(path.name)[1].lower() not in _EXTENSIONS:
                 continue
             if _decodable(str(path)):
                 files.append(str(path))

@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from etils import epath
 
+from inception_flax import paths
 from inception_flax.data import digits, folder, preprocessing
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -26,11 +28,11 @@ AUTOTUNE = tf.data.AUTOTUNE
 IMAGENET_HELP = """\
 TFDS imagenet2012 is not prepared in {data_dir}.
 ImageNet must be downloaded by hand (https://image-net.org, registration required):
-  1. put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (and nothing else needed) in
+  1. put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in a folder, e.g.
        {manual_dir}
-  2. prepare it once (about 150 GB of disk, a few hours):
-       tfds build imagenet2012 --data_dir={data_dir} --manual_dir={manual_dir}
-Then pass --config.data_dir={data_dir} if it is not the default."""
+  2. prepare it once (about 150 GB written to the data directory, a few hours; both may be gs://):
+       python scripts/prepare_imagenet.py --manual_dir={manual_dir} --data_dir={data_dir}
+Then pass {flag}={data_dir} if it is not the default."""
 
 
 class DatasetNotPreparedError(RuntimeError):
@@ -56,20 +58,22 @@ class Source:
 
 
 class TfdsSource(Source):
-    def __init__(self, name: str, data_dir: str | None):
+    def __init__(self, name: str, data_dir: str | None, data_dir_flag: str = "--config.data_dir"):
         self.name = name
-        self.builder = tfds.builder(name, data_dir=data_dir)
+        self.builder = tfds.builder(name, data_dir=paths.resolve(data_dir) if data_dir else None)
         if not self.builder.is_prepared():
-            root = os.path.dirname(os.path.dirname(self.builder.data_dir))  # <data_dir>/<name>/<version>
+            root = os.fspath(epath.Path(self.builder.data_dir).parent.parent)  # <data_dir>/<name>/<version>
             if name == digits.NAME:  # ships with scikit-learn: prepare on first use
                 self.builder.download_and_prepare()
             elif name.split(":", maxsplit=1)[0] == "imagenet2012":
+                manual_dir = paths.join(root, "downloads", "manual")
                 raise DatasetNotPreparedError(
-                    IMAGENET_HELP.format(data_dir=root, manual_dir=os.path.join(root, "downloads", "manual"))
+                    IMAGENET_HELP.format(data_dir=root, manual_dir=manual_dir, flag=data_dir_flag)
                 )
             else:
                 raise DatasetNotPreparedError(
-                    f"TFDS {name} is not prepared in {root}. Prepare it with: tfds build {name} --data_dir={root}"
+                    f"TFDS {name} is not prepared in {root}. Prepare it with: tfds build {name} --data_dir={root}; "
+                    f"then pass {data_dir_flag}={root} if it is not the default."
                 )
         self.image_key, self.label_key = self.builder.info.supervised_keys
         self.num_classes = self.builder.info.features[self.label_key].num_classes
@@ -124,11 +128,10 @@ class FolderSource(Source):
         return self._splits[split]
 
     def check_split(self, split):
-        if split not in self._splits and not os.path.isdir(os.path.join(self.root, split)):
-            there = sorted(p for p in os.listdir(self.root) if os.path.isdir(os.path.join(self.root, p)))
-            raise ValueError(
-                f"{self.name} has no split {split!r}: no folder {os.path.join(self.root, split)} (it has {there})."
-            )
+        root = paths.path(self.root)
+        if split not in self._splits and not (root / split).is_dir():
+            there = sorted(p.name for p in root.iterdir() if p.is_dir())
+            raise ValueError(f"{self.name} has no split {split!r}: no folder {root / split} (it has {there}).")
 
     def num_examples(self, split, process_index=0, process_count=1):
         return len(range(process_index, len(self._scan(split).files), process_count))
@@ -140,17 +143,21 @@ class FolderSource(Source):
             order = np.random.default_rng(shuffle_seed).permutation(order)
         order = order[process_index::process_count]
         files = tf.constant([data.files[i] for i in order])
-        names = tf.constant([os.path.basename(data.files[i]) for i in order])
+        names = tf.constant([data.files[i].rsplit("/", 1)[-1] for i in order])
         labels = tf.constant([data.labels[i] for i in order], tf.int64)
         ds = tf.data.Dataset.from_tensor_slices((files, labels, names))
         return ds.map(lambda f, y, n: {"image": tf.io.read_file(f), "label": y, "id": n}, num_parallel_calls=AUTOTUNE)
 
 
-def get_source(dataset: str, data_dir: str | None = None, train_split: str = "train") -> Source:
-    """`dataset` is a TFDS name (`imagenet2012`, `inception_digits`, ...) or `folder:<root>`."""
+def get_source(
+    dataset: str, data_dir: str | None = None, train_split: str = "train", data_dir_flag: str = "--config.data_dir"
+) -> Source:
+    """`dataset` is a TFDS name (`imagenet2012`, `inception_digits`, ...) or `folder:<root>`.
+
+    `data_dir_flag` is how the caller's command line names the data directory (for messages)."""
     if dataset.startswith("folder:"):
         return FolderSource(dataset.removeprefix("folder:"), train_split)
-    return TfdsSource(dataset, data_dir)
+    return TfdsSource(dataset, data_dir, data_dir_flag)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import tensorflow as tf
 
-from inception_flax import checkpoint
+from inception_flax import checkpoint, paths
 from inception_flax.evaluation import labels
 from inception_flax.evaluation.protocols import Protocol
 from inception_flax.evaluation.runner import NATIVE_IMAGE_SIZE
@@ -18,8 +18,7 @@ from inception_flax.evaluation.runner import NATIVE_IMAGE_SIZE
 
 def load_image(path: str, protocol: Protocol, size: int) -> np.ndarray:
     """The network input for one file: TensorFlow's decoders first, PIL for anything else it opens."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    raw = paths.path(path).read_bytes()
     try:
         return protocol.views(tf.constant(raw), size).numpy()[0]
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):

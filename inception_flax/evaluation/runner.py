@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import time
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import jax
 from absl import logging
 
-from inception_flax import checkpoint, data
+from inception_flax import checkpoint, data, paths
 from inception_flax.evaluation.evaluator import Evaluator
 from inception_flax.evaluation.protocols import Protocol
 
@@ -50,12 +49,11 @@ class EvalRequest:
 def read_exclude_list(path: str) -> list[str]:
     """Ids to leave out: ImageNet validation numbers (1-based, as in the ILSVRC-2014 blacklist) or file names."""
     ids = []
-    with open(path) as f:
-        for line in f:
-            token = line.split("#", 1)[0].strip()
-            if not token:
-                continue
-            ids.append(f"ILSVRC2012_val_{int(token):08d}.JPEG" if token.isdigit() else os.path.basename(token))
+    for line in paths.read_text(path).splitlines():
+        token = line.split("#", 1)[0].strip()
+        if not token:
+            continue
+        ids.append(f"ILSVRC2012_val_{int(token):08d}.JPEG" if token.isdigit() else token.rsplit("/", 1)[-1])
     return ids
 
 
@@ -98,14 +96,13 @@ def _label_offset(info: checkpoint.CheckpointInfo, num_outputs: int, source: dat
 
 def record_path(workdir: str, split: str, protocol: Protocol, ema: bool) -> str:
     tag = re.sub(r"[^\w.-]+", "_", f"{split}_{protocol.tag}{'' if ema else '_noema'}").strip("_")
-    return os.path.join(workdir, "eval", tag)
+    return paths.join(workdir, "eval", tag)
 
 
 def _done_steps(record: str) -> set[int]:
-    if not os.path.exists(f"{record}.jsonl"):
+    if not paths.path(f"{record}.jsonl").exists():
         return set()
-    with open(f"{record}.jsonl") as f:
-        return {json.loads(line)["step"] for line in f if line.strip()}
+    return {json.loads(line)["step"] for line in paths.read_text(f"{record}.jsonl").splitlines() if line.strip()}
 
 
 def evaluate(request: EvalRequest) -> list[dict[str, Any]]:
@@ -121,7 +118,7 @@ def evaluate(request: EvalRequest) -> list[dict[str, Any]]:
         raise ValueError(
             f"--image_size={settings['image_size']} is below {info.model}'s minimum {model.min_input_size}."
         )
-    source = data.get_source(settings["dataset"], settings["data_dir"])
+    source = data.get_source(settings["dataset"], settings["data_dir"], data_dir_flag="--data_dir")
     label_offset = _label_offset(info, model.num_classes, source)
     exclude = read_exclude_list(request.exclude_list) if request.exclude_list else []
     pcfg = data.PipelineConfig(
@@ -170,9 +167,7 @@ def evaluate(request: EvalRequest) -> list[dict[str, Any]]:
 def _write_record(record: str, result: dict[str, Any]) -> None:
     from clu import metric_writers
 
-    os.makedirs(os.path.dirname(record), exist_ok=True)
-    with open(f"{record}.jsonl", "a") as f:
-        f.write(json.dumps(result) + "\n")
+    paths.append_text(f"{record}.jsonl", json.dumps(result) + "\n")
     writer = metric_writers.create_default_writer(record, asynchronous=False)
     keys = ("top1", "top5", "top1_error", "top5_error", "loss", "num_examples")
     writer.write_scalars(result["step"], {f"eval_{k}": result[k] for k in keys})

@@ -8,6 +8,7 @@ The directory records the model, its options and how the publisher evaluated the
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
@@ -33,21 +34,24 @@ def read_source(source: str, name: str, path: str, drop_background: bool = False
         raise ValueError(f"Unknown source {source!r}; choose one of {', '.join(SOURCES)}.")
     if source != "slim" and drop_background:
         raise ValueError("--drop_background applies to TF-slim's 1001-class checkpoints only.")
-    if source == "slim":
-        if not (os.path.exists(path) or os.path.exists(f"{path}.index")):
+    from inception_flax import paths  # etils: only when reading a file
+
+    path = paths.resolve(path)
+    if source == "slim":  # TensorFlow reads a checkpoint in a bucket itself
+        if not (paths.path(path).exists() or paths.path(f"{path}.index").exists()):
             raise FileNotFoundError(f"No TF checkpoint at {path} (give the prefix, e.g. inception_v4.ckpt).")
         return from_slim(path, name, drop_background=drop_background)
-    if not os.path.isfile(path):
+    if not paths.path(path).is_file():
         raise FileNotFoundError(f"No file at {path}.")
     try:  # a damaged or foreign file fails inside the reader; say which file and why
         if source == "keras":
-            loaded = keras_model(path, name)
+            loaded = _keras_model(path, name)
         elif path.endswith(".safetensors"):
-            from safetensors.numpy import load_file
+            from safetensors.numpy import load
 
-            loaded = load_file(path)
+            loaded = load(paths.path(path).read_bytes())
         else:
-            loaded = _torch_state_dict(path)
+            loaded = _torch_state_dict(paths.path(path).read_bytes(), path)
     except (ValueError, ImportError):
         raise
     except Exception as e:
@@ -55,13 +59,28 @@ def read_source(source: str, name: str, path: str, drop_background: bool = False
     return from_keras(loaded, name) if source == "keras" else from_timm(loaded, name)
 
 
-def _torch_state_dict(path: str) -> dict[str, Any]:
+def _keras_model(path: str, name: str) -> Any:
+    """Keras opens local files only: a file in a bucket is read into a temporary local copy, then removed."""
+    from inception_flax import paths
+
+    if not paths.is_url(path):
+        return keras_model(path, name)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = os.path.join(folder, path.rsplit("/", 1)[-1])
+        with open(local, "wb") as f:
+            f.write(paths.path(path).read_bytes())
+        return keras_model(local, name)
+
+
+def _torch_state_dict(raw: bytes, path: str) -> dict[str, Any]:
     try:
         import torch
     except ImportError:
         raise ValueError(f"{path} is a torch file and torch is not installed; use the .safetensors file.") from None
     # weights_only: tensors only, no arbitrary unpickling.
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
@@ -76,7 +95,7 @@ def metadata(source: str, name: str, path: str, variables: Variables, drop_backg
         "model": name,
         "options": options,
         "source": source,
-        "input": os.path.basename(os.fspath(path)),
+        "input": os.fspath(path).rsplit("/", 1)[-1],
         # TF-slim's output 0 is "background"; ImageNet labels are then shifted by one.
         "background_class": source == "slim" and not drop_background,
         "eval_defaults": eval_defaults,
@@ -85,9 +104,10 @@ def metadata(source: str, name: str, path: str, variables: Variables, drop_backg
 
 def convert(source: str, name: str, path: str, output: str, drop_background: bool = False) -> dict[str, Any]:
     """Reads, checks and writes; returns the metadata written. Nothing is written on any error."""
-    from inception_flax import checkpoint  # orbax: only when writing
+    from inception_flax import checkpoint, paths  # orbax, etils: only when writing
 
-    if os.path.exists(output) and os.listdir(output):
+    out = paths.path(output)
+    if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{output} exists and is not empty; nothing was written.")
     variables = read_source(source, name, os.fspath(path), drop_background)
     meta = metadata(source, name, path, variables, drop_background)
