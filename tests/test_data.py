@@ -141,7 +141,8 @@ def test_unprepared_imagenet_says_how_to_prepare(tmp_path):
         data.get_source("imagenet2012", str(tmp_path))
     msg = str(info.value)
     assert "ILSVRC2012_img_train.tar" in msg and "ILSVRC2012_img_val.tar" in msg
-    assert f"{tmp_path}/downloads/manual" in msg and "tfds build imagenet2012" in msg
+    assert f"--manual_dir={tmp_path}/downloads/manual" in msg and "python scripts/prepare_imagenet.py" in msg
+    assert f"pass --config.data_dir={tmp_path}" in msg  # the training flag, by default
 
 
 def test_unprepared_tfds_dataset(tmp_path):
