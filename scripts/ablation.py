@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from inception_flax import ablation, config_base, data  # noqa: E402
+from inception_flax import ablation, config_base, data, paths  # noqa: E402
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file with get_config(arm) and get_study(name).")
 _STUDY = flags.DEFINE_string("study", "cpu", "Study defined in the config file.")
@@ -58,9 +58,8 @@ def main(argv: Sequence[str]) -> None:
         summary = ablation.write_report(_WORKDIR.value, runs, study, _REPORT_DIR.value)
     except (ValueError, RuntimeError, config_base.ConfigError, data.DatasetNotPreparedError) as e:
         raise SystemExit(f"error: {e}") from None
-    out = _REPORT_DIR.value or os.path.join(_WORKDIR.value, "report")
-    with open(os.path.join(out, "summary.md")) as f:
-        print(f.read())
+    out = _REPORT_DIR.value or paths.join(_WORKDIR.value, "report")
+    print(paths.read_text(paths.join(out, "summary.md")))
     print(f"Report: {out} ({', '.join(summary['figures'])})")
 
 

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from inception_flax import ablation, config_base, data  # noqa: E402
+from inception_flax import ablation, config_base, data, paths  # noqa: E402
 from inception_flax.ablation import scaling  # noqa: E402
 
 _CONFIG = flags.DEFINE_string(
@@ -38,7 +38,7 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.get_absl_handler().addFilter(runtime.QuietLibraries())
     tf.config.set_visible_devices([], "GPU")
-    out = _REPORT_DIR.value or os.path.join(_WORKDIR.value, "report")
+    out = _REPORT_DIR.value or paths.join(_WORKDIR.value, "report")
     try:
         module = ablation.load_config_module(_CONFIG.value)
         runs = ablation.run_configs(module.get_config, module.get_study(_STUDY.value))
@@ -46,8 +46,7 @@ def main(argv: Sequence[str]) -> None:
         scaling.write_report(_WORKDIR.value, runs, module.BATCHES, _BASE_ARM.value, out, module.EVAL_IMAGES)
     except (ValueError, config_base.ConfigError, data.DatasetNotPreparedError) as e:
         raise SystemExit(f"error: {e}") from None
-    with open(os.path.join(out, "summary.md")) as f:
-        print(f.read())
+    print(paths.read_text(paths.join(out, "summary.md")))
 
 
 if __name__ == "__main__":

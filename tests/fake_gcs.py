@@ -121,6 +121,20 @@ class FakeGcs:
     def create_bucket(self, name: str) -> None:
         self._call("POST", "/storage/v1/b?project=test", {"name": name})
 
+    def upload(self, bucket: str, name: str, data: bytes) -> None:
+        """Stores `data` as `name`, straight through the API (not through the code under test)."""
+        query = urllib.parse.urlencode({"uploadType": "media", "name": name})
+        request = urllib.request.Request(f"{self.url}/upload/storage/v1/b/{bucket}/o?{query}", data, method="POST")
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=60):
+            pass
+
+    def read(self, bucket: str, name: str) -> bytes:
+        """An object's bytes, straight from the API."""
+        quoted = urllib.parse.quote(name, safe="")
+        url = f"{self.url}/download/storage/v1/b/{bucket}/o/{quoted}?alt=media"
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=60) as response:
+            return response.read()
+
     def objects(self, bucket: str, prefix: str = "") -> dict[str, int]:
         """{name: size} of every object under `prefix`."""
         query = urllib.parse.urlencode({"prefix": prefix})

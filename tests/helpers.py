@@ -62,3 +62,40 @@ def make_image_folder(root, classes, per_class: int, split: str = "val", seed: i
                 if s == split:
                     files.append((str(path), label))
     return files
+
+
+IMAGENET_SYNSETS = ["n01440764", "n01443537", "n01484850"]  # real synsets: labels 0, 1, 2
+
+
+def make_imagenet_archives(manual) -> None:
+    """A miniature ILSVRC2012_img_train.tar (4 JPEGs for each of 3 real synsets, one inner tar per
+    synset) and ILSVRC2012_img_val.tar (5 JPEGs named as the real ones) in the folder `manual`."""
+    import io
+    import tarfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    def jpeg(seed):
+        pixels = (np.random.default_rng(seed).random((40, 48, 3)) * 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "JPEG")
+        return buf.getvalue()
+
+    def add(tar, name, payload):
+        info = tarfile.TarInfo(name)
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+
+    manual = Path(manual)
+    manual.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(manual / "ILSVRC2012_img_train.tar", "w") as train:
+        for i, synset in enumerate(IMAGENET_SYNSETS):
+            inner = io.BytesIO()
+            with tarfile.open(fileobj=inner, mode="w") as sub:
+                for j in range(4):
+                    add(sub, f"{synset}_{j}.JPEG", jpeg(10 * i + j))
+            add(train, f"{synset}.tar", inner.getvalue())
+    with tarfile.open(manual / "ILSVRC2012_img_val.tar", "w") as val:
+        for k in range(1, 6):
+            add(val, f"ILSVRC2012_val_{k:08d}.JPEG", jpeg(100 + k))

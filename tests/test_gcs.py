@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import jax
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from inception_flax import config_base, paths, preflight
+from tests.helpers import make_imagenet_archives
 from tests.test_train import ROOT, overrides_as_flags, restore_state, tiny_config
 
 
@@ -36,21 +36,13 @@ def run(script, *args, env, cwd, wait=True):
     return proc.returncode, out
 
 
-def read_object(server, bucket, name) -> bytes:
-    """An object's bytes, read straight from the server (not through the code under test)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    quoted = urllib.request.quote(name, safe="")
-    with opener.open(f"{server.url}/download/storage/v1/b/{bucket}/o/{quoted}?alt=media") as r:
-        return r.read()
-
-
 def download(server, bucket, prefix, target: Path) -> None:
     """A local copy of every object under `prefix/`."""
     for name in server.objects(bucket, f"{prefix}/"):
         if not name.endswith("/"):
             local = target / name[len(prefix) + 1 :]
             local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_bytes(read_object(server, bucket, name))
+            local.write_bytes(server.read(bucket, name))
 
 
 def test_paths_are_local_or_gs():
@@ -99,7 +91,7 @@ def test_train_kill_resume_evaluate_on_gcs(gcs_server, tfds_dir, tmp_path):
     assert rc == 0, out[-3000:]
     rc, out = run("evaluate.py", f"--checkpoint={copy}", f"--json={tmp_path / 'local.json'}", env={}, cwd=ROOT)
     assert rc == 0, out[-3000:]
-    remote = json.loads(read_object(gcs_server, "bucket", "eval.json"))
+    remote = json.loads(gcs_server.read("bucket", "eval.json"))
     local = json.loads((tmp_path / "local.json").read_text())
     for key in ("step", "num_examples", "top1", "top5", "loss"):
         assert remote[0][key] == local[0][key], key
@@ -118,3 +110,85 @@ def test_train_kill_resume_evaluate_on_gcs(gcs_server, tfds_dir, tmp_path):
     ]
     assert "Nothing was moved or deleted" in last and out.count("Traceback") == 0
     assert gcs_server.objects("bucket", "demo/") == before
+
+
+def test_weights_converted_into_and_predicted_from_a_bucket(gcs_server, tmp_path):
+    """timm weights read from the bucket, converted into it, and a photo in it classified from it."""
+    pytest.importorskip("timm")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    from sklearn.datasets import load_sample_images
+
+    from tests.test_equivalence_timm import randomized_timm
+
+    state = randomized_timm("inception_v3", num_classes=5).state_dict()
+    local = tmp_path / "model.safetensors"
+    safetensors_torch.save_file({k: v.contiguous() for k, v in state.items()}, str(local))
+    gcs_server.upload("bucket", "in/model.safetensors", local.read_bytes())
+    photo = Path(load_sample_images().filenames[0])
+    gcs_server.upload("bucket", "in/photo.jpg", photo.read_bytes())
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = gcs_server.env
+    args = ("--source=timm", "--model=inception_v3")
+    rc, out = run(
+        "convert_weights.py",
+        *args,
+        "--input=gs://bucket/in/model.safetensors",
+        "--output=gs://bucket/w",
+        env=env,
+        cwd=cwd,
+    )
+    assert rc == 0, out[-3000:]
+    assert "w/inception_flax.json" in gcs_server.objects("bucket", "w/")
+    rc, out = run("convert_weights.py", *args, f"--input={local}", f"--output={tmp_path / 'w'}", env={}, cwd=ROOT)
+    assert rc == 0, out[-3000:]
+    predict = ("predict.py", "--image_size=75")
+    rc, out = run(
+        *predict,
+        "--checkpoint=gs://bucket/w",
+        "--json=gs://bucket/pred.json",
+        "gs://bucket/in/photo.jpg",
+        env=env,
+        cwd=cwd,
+    )
+    assert rc == 0, out[-3000:]
+    rc, out = run(
+        *predict, f"--checkpoint={tmp_path / 'w'}", f"--json={tmp_path / 'pred.json'}", photo, env={}, cwd=ROOT
+    )
+    assert rc == 0, out[-3000:]
+    remote, here = json.loads(gcs_server.read("bucket", "pred.json")), json.loads((tmp_path / "pred.json").read_text())
+    assert [t["index"] for t in remote[0]["top"]] == [t["index"] for t in here[0]["top"]]
+    np.testing.assert_allclose(
+        [t["probability"] for t in remote[0]["top"]], [t["probability"] for t in here[0]["top"]], rtol=1e-6
+    )
+    assert list(cwd.iterdir()) == []
+
+
+def test_imagenet_prepared_into_a_bucket_and_read_from_it(gcs_server, tmp_path):
+    make_imagenet_archives(tmp_path / "manual")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    rc, out = run(
+        "prepare_imagenet.py",
+        f"--manual_dir={tmp_path / 'manual'}",
+        "--data_dir=gs://bucket/tfds",
+        env=gcs_server.env,
+        cwd=cwd,
+    )
+    assert rc == 0, out[-3000:]
+    assert "imagenet2012 5.1.0 prepared in gs://bucket/tfds: train 12, validation 5" in out
+    assert any("imagenet2012-train.tfrecord" in n for n in gcs_server.objects("bucket", "tfds/imagenet2012/5.1.0/"))
+    read = (
+        "from inception_flax import data; s = data.get_source('imagenet2012', 'gs://bucket/tfds'); "
+        "print('read', s.num_examples('train'), sum(1 for _ in s.read('validation', 0, 1, None)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", read],
+        cwd=ROOT,
+        env={**os.environ, **gcs_server.env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0 and "read 12 5" in proc.stdout, proc.stderr[-3000:]
+    assert list(cwd.iterdir()) == []

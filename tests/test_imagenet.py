@@ -1,49 +1,20 @@
 """The real TFDS `imagenet2012` builder on a fabricated miniature of the two manual-download tars."""
 
-import io
 import subprocess
 import sys
-import tarfile
 
-import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from PIL import Image
 
 from inception_flax import data
+from tests.helpers import make_imagenet_archives
 from tests.test_train import ROOT
-
-SYNSETS = ["n01440764", "n01443537", "n01484850"]  # real synsets: labels 0, 1, 2
-
-
-def _jpeg(seed):
-    pixels = (np.random.default_rng(seed).random((40, 48, 3)) * 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-def _add(tar, name, payload):
-    info = tarfile.TarInfo(name)
-    info.size = len(payload)
-    tar.addfile(info, io.BytesIO(payload))
 
 
 @pytest.fixture(scope="module")
 def imagenet_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tfds")
-    manual = root / "downloads" / "manual"
-    manual.mkdir(parents=True)
-    with tarfile.open(manual / "ILSVRC2012_img_train.tar", "w") as train:
-        for i, synset in enumerate(SYNSETS):
-            inner = io.BytesIO()
-            with tarfile.open(fileobj=inner, mode="w") as sub:
-                for j in range(4):
-                    _add(sub, f"{synset}_{j}.JPEG", _jpeg(10 * i + j))
-            _add(train, f"{synset}.tar", inner.getvalue())
-    with tarfile.open(manual / "ILSVRC2012_img_val.tar", "w") as val:
-        for k in range(1, 6):
-            _add(val, f"ILSVRC2012_val_{k:08d}.JPEG", _jpeg(100 + k))
+    make_imagenet_archives(root / "downloads" / "manual")
     return root
 
 

@@ -7,7 +7,6 @@ run from chance, 90%, down to a few %), chance drawn.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import matplotlib
@@ -18,9 +17,18 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
+from inception_flax import paths
 from inception_flax.ablation.stats import CHANCE_ERROR, Point, kaplan_meier, series
 
 DPI = 100
+
+
+def save(fig, path: str, dpi: int | None = DPI) -> None:
+    """Writes `fig` as PNG to `path`, local or in a bucket."""
+    with paths.path(path).open("wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
+
+
 FONT = 9
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -66,7 +74,7 @@ def curves_figure(points: Sequence[Point], arms: Sequence[str], path: str, title
     ax.set_title(f"{title}\nthin: one seed; thick: mean over seeds", fontsize=FONT + 1)
     ax.legend(fontsize=FONT)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    save(fig, path)
     plt.close(fig)
     return path
 
@@ -88,7 +96,7 @@ def time_to_target_figure(summaries: dict, arms: Sequence[str], length: float, t
     ax.legend(fontsize=FONT, ncol=2)
     ax.set_title(f"Time to {100 * target:.0f}% validation top-1 error (Kaplan-Meier)", fontsize=FONT + 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    save(fig, path)
     plt.close(fig)
     return path
 
@@ -110,7 +118,7 @@ def training_figure(points: Sequence[Point], arms: Sequence[str], path: str) -> 
     ax.legend(fontsize=FONT, ncol=2)
     ax.set_title("Training loss of every run (one line per seed)", fontsize=FONT + 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    save(fig, path)
     plt.close(fig)
     return path
 
@@ -146,10 +154,10 @@ def pilot_figure(
     fig.legend(handles=handles, title="lr per 32", fontsize=FONT, title_fontsize=FONT, loc="center right")
     fig.suptitle("Learning-rate pilot, one seed: thick = the rate chosen (lowest final validation error)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
-    fig.savefig(path, dpi=DPI)
+    save(fig, path)
     plt.close(fig)
     return path
 
 
 def figure_name(out: str, a: str, b: str) -> str:
-    return os.path.join(out, f"{a}_vs_{b}.png")
+    return paths.join(out, f"{a}_vs_{b}.png")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
-import os
 from typing import Any
 
 import ml_collections
 import numpy as np
 
-from inception_flax import models, step
+from inception_flax import models, paths, step
 from inception_flax.ablation import plots, runner
 from inception_flax.ablation.stats import (
     ArmSummary,
@@ -49,7 +49,7 @@ def finished_points(workdir: str, runs) -> tuple[list[Point], list[str]]:
     missing = []
     for arm, seed, _ in runs:
         path = runner.run_dir(workdir, arm, seed)
-        if os.path.exists(os.path.join(path, runner.DONE_FILE)):
+        if paths.path(paths.join(path, runner.DONE_FILE)).exists():
             points += read_curves(path, arm, seed)
         else:
             missing.append(f"{arm}/seed{seed}")
@@ -57,29 +57,29 @@ def finished_points(workdir: str, runs) -> tuple[list[Point], list[str]]:
 
 
 def _done(workdir: str, arm: str, seed: int) -> dict[str, Any] | None:
-    path = os.path.join(runner.run_dir(workdir, arm, seed), runner.DONE_FILE)
-    if not os.path.exists(path):
+    path = paths.join(runner.run_dir(workdir, arm, seed), runner.DONE_FILE)
+    if not paths.path(path).exists():
         return None
-    with open(path) as f:
-        return json.load(f)
+    return json.loads(paths.read_text(path))
 
 
 def write_curves(points: list[Point], path: str) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["arm", "seed", "step", "epoch", "split", "metric", "value"])
-        writer.writerows(dataclasses.astuple(p) for p in points)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["arm", "seed", "step", "epoch", "split", "metric", "value"])
+    writer.writerows(dataclasses.astuple(p) for p in points)
+    paths.write_text(path, text.getvalue())
 
 
 def write_report(workdir: str, runs, study: Any, out: str | None = None) -> dict[str, Any]:
     """Reads every finished run; writes the report to `out` (default `<workdir>/report`)."""
     check_target(study)
-    out = out or os.path.join(workdir, "report")
-    os.makedirs(out, exist_ok=True)
+    out = out or paths.join(workdir, "report")
+    paths.path(out).mkdir(parents=True, exist_ok=True)
     points, missing = finished_points(workdir, runs)
     if not points:
         raise ValueError(f"{workdir} holds no finished run of this study yet: nothing to report.")
-    write_curves(points, os.path.join(out, "curves.csv"))
+    write_curves(points, paths.join(out, "curves.csv"))
     if getattr(study, "learning_rates", ()) or getattr(study, "extra_rates", ()):
         return write_pilot(points, runs, study, out, missing)
     return write_study(workdir, points, runs, study, out, missing)
@@ -117,20 +117,17 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {chosen[arm]:g}{edge} |")
     if missing:
         lines += ["", f"Runs not finished yet (left out): {', '.join(missing)}."]
-    figure = plots.pilot_figure(points, grid, chosen, os.path.join(out, "pilot.png"))
+    figure = plots.pilot_figure(points, grid, chosen, paths.join(out, "pilot.png"))
     summary = {
         "final_evals": study.final_evals,
         "final_top1_error": {arm: {f"{r:g}": v for r, v in e.items()} for arm, e in errors.items()},
         "chosen_learning_rate": chosen,
         "missing_runs": missing,
-        "figures": [os.path.basename(figure)],
+        "figures": [figure.rsplit("/", 1)[-1]],
     }
-    with open(os.path.join(out, "pilot.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    with open(os.path.join(out, "summary.md"), "w") as f:  # what the script prints
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.join(out, "pilot.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    paths.write_text(paths.join(out, "pilot.json"), json.dumps(summary, indent=1))
+    paths.write_text(paths.join(out, "summary.md"), "\n".join(lines) + "\n")  # what the script prints
+    paths.write_text(paths.join(out, "pilot.md"), "\n".join(lines) + "\n")
     return summary
 
 
@@ -247,7 +244,7 @@ def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, m
             plots.curves_figure(
                 points,
                 sweep,
-                os.path.join(out, "residual_scale.png"),
+                paths.join(out, "residual_scale.png"),
                 "Residual scale (IR-v2)",
                 study.target_top1_error,
             )
@@ -255,10 +252,10 @@ def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, m
     length = max(max(s.images.values()) for s in summaries.values())
     figures.append(
         plots.time_to_target_figure(
-            summaries, arms, length, study.target_top1_error, os.path.join(out, "time_to_target.png")
+            summaries, arms, length, study.target_top1_error, paths.join(out, "time_to_target.png")
         )
     )
-    figures.append(plots.training_figure(points, arms, os.path.join(out, "training.png")))
+    figures.append(plots.training_figure(points, arms, paths.join(out, "training.png")))
 
     summary = {
         "target_top1_error": study.target_top1_error,
@@ -270,12 +267,12 @@ def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, m
         "arms": {arm: _jsonable(dataclasses.asdict(s)) for arm, s in summaries.items()},
         "comparisons": comparisons,
         "missing_runs": missing,
-        "figures": [os.path.basename(f) for f in figures],
+        "figures": [f.rsplit("/", 1)[-1] for f in figures],
     }
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(summary_markdown(summaries, comparisons, study, configs, flops, missing))
+    paths.write_text(paths.join(out, "summary.json"), json.dumps(summary, indent=1))
+    paths.write_text(
+        paths.join(out, "summary.md"), summary_markdown(summaries, comparisons, study, configs, flops, missing)
+    )
     return summary
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from inception_flax import config_base, faults, preflight, recipe, train
+from inception_flax import config_base, faults, paths, preflight, recipe, train
 
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
@@ -40,7 +40,7 @@ def load_config_module(path: str):
 
 
 def run_dir(workdir: str, arm: str, seed: int) -> str:
-    return os.path.join(workdir, arm, f"seed{seed}")
+    return paths.join(workdir, arm, f"seed{seed}")
 
 
 def pilot_name(arm: str, rate: float) -> str:
@@ -91,10 +91,9 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
     """Refuses a study workdir whose runs were started with other settings (nothing is touched)."""
     clashes = []
     for arm, seed, config in runs:
-        path = os.path.join(run_dir(workdir, arm, seed), SETTINGS_FILE)
-        if os.path.exists(path):
-            with open(path) as f:
-                recorded = json.load(f)
+        path = paths.join(run_dir(workdir, arm, seed), SETTINGS_FILE)
+        if paths.path(path).exists():
+            recorded = json.loads(paths.read_text(path))
             wanted = _settings(config)
             # Runs recorded before some fields existed, or under old field names.
             recorded = config_base.upgrade_recorded({**recipe.implied_before(wanted), **recorded})
@@ -147,20 +146,17 @@ def run_study(
     # Every user error before the first run trains; each run then trusts its plan.
     plans = {(arm, seed): preflight.validate(config, run_dir(workdir, arm, seed)) for arm, seed, config in runs}
     results, start, trained = [], time.time(), 0
-    todo = [r for r in runs if not os.path.exists(os.path.join(run_dir(workdir, r[0], r[1]), DONE_FILE))]
+    todo = [r for r in runs if not paths.path(paths.join(run_dir(workdir, r[0], r[1]), DONE_FILE)).exists()]
     for i, (arm, seed, config) in enumerate(runs, 1):
         path = run_dir(workdir, arm, seed)
-        done = os.path.join(path, DONE_FILE)
-        if os.path.exists(done):
-            with open(done) as f:
-                results.append(json.load(f))
+        done = paths.join(path, DONE_FILE)
+        if paths.path(done).exists():
+            results.append(json.loads(paths.read_text(done)))
             continue
         elapsed = time.time() - start
         eta = "" if not trained else f", study ETA {(elapsed / trained) * (len(todo) - trained) / 60:.1f} min"
         progress(f"[run {i}/{len(runs)}] {arm} seed {seed} in {path} ({len(todo) - trained} to train{eta})")
-        os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, SETTINGS_FILE), "w") as f:
-            json.dump(_settings(config), f, indent=1, sort_keys=True)
+        paths.write_text(paths.join(path, SETTINGS_FILE), json.dumps(_settings(config), indent=1, sort_keys=True))
         run_start = time.time()
         try:
             result = train.train_and_evaluate(config, path, plan=plans[arm, seed])
@@ -174,8 +170,7 @@ def run_study(
         if test_split and "diverged" not in result:
             result |= score_test(path, config, test_split)
         result = {"arm": arm, "seed": seed, "seconds": time.time() - run_start, **result}
-        with open(done, "w") as f:
-            json.dump(result, f)
+        paths.write_text(done, json.dumps(result))
         results.append(result)
         trained += 1
         logging.info("Finished %s seed %d in %.0f s", arm, seed, result["seconds"])

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from typing import Any
 
 import numpy as np
 
+from inception_flax import paths
+from inception_flax.ablation import plots
 from inception_flax.ablation.report import finished_points, write_curves
 from inception_flax.ablation.stats import Point, diff_ci, logit_ci, series
 
@@ -50,7 +51,7 @@ def _figure(points: list[Point], arms: list[str], batches: dict[str, int], path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    plots.save(fig, path, dpi=None)
     plt.close(fig)
 
 
@@ -60,12 +61,12 @@ def write_report(
     """Reads every finished run; writes curves.csv, summary.json, summary.md and errors.png to `out`.
 
     `eval_examples` (the validation split's size) bounds how far a 0% or 100% rate moves for its logit."""
-    os.makedirs(out, exist_ok=True)
+    paths.path(out).mkdir(parents=True, exist_ok=True)
     points, _ = finished_points(workdir, runs)
     arms = [a for a in batches if any(p.arm == a for p in points)]
     if not arms:
         raise ValueError(f"{workdir} holds no finished run of this study yet: nothing to report.")
-    write_curves(points, os.path.join(out, "curves.csv"))
+    write_curves(points, paths.join(out, "curves.csv"))
     base = _final_errors(points, base_arm)
     rows = []
     for arm in arms:
@@ -85,8 +86,7 @@ def write_report(
             }
         )
     summary = {"metric": f"validation top-1 error after the last epoch ({eval_examples} examples)", "rows": rows}
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    paths.write_text(paths.join(out, "summary.json"), json.dumps(summary, indent=1))
     lines = [
         "| global batch | final val top-1 error, mean (95% CI, logit t) | per seed | minus batch "
         f"{batches[base_arm]} (95% CI, Welch) |",
@@ -105,7 +105,6 @@ def write_report(
             f"| {r['batch_size']} | {100 * r['final_top1_error_mean']:.1f}% ({100 * low:.1f}-{100 * high:.1f}) "
             f"| {per_seed} | {diff} |"
         )
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    _figure(points, arms, batches, os.path.join(out, "errors.png"))
+    paths.write_text(paths.join(out, "summary.md"), "\n".join(lines) + "\n")
+    _figure(points, arms, batches, paths.join(out, "errors.png"))
     return summary
