@@ -54,7 +54,7 @@ def _refuse_saves() -> None:
     ocp.CheckpointManager.save = save
 
 
-def _train_and_evaluate(config, workdir, batch_hook=None, plan=None):
+def _train_and_evaluate(config, workdir, batch_hook=None, plan=None, start_over=False):
     del batch_hook
     raise_at, fill_at = _spec("INCEPTION_FLAX_TEST_RAISE"), _spec("INCEPTION_FLAX_TEST_FILL")
     no_space = _spec("INCEPTION_FLAX_TEST_NO_SPACE")
@@ -68,7 +68,7 @@ def _train_and_evaluate(config, workdir, batch_hook=None, plan=None):
             _refuse_saves()
         return batch
 
-    return _original(config, workdir, batch_hook=hook, plan=plan)
+    return _original(config, workdir, batch_hook=hook, plan=plan, start_over=start_over)
 
 
 train.train_and_evaluate = _train_and_evaluate
