@@ -36,6 +36,13 @@ def run(script, *args, env, cwd, wait=True):
     return proc.returncode, out
 
 
+def ok(script, *args, env, cwd) -> str:
+    """Runs a script to completion and returns its output; it must succeed."""
+    rc, out = run(script, *args, env=env, cwd=cwd)
+    assert rc == 0, out[-3000:]
+    return out
+
+
 def download(server, bucket, prefix, target: Path) -> None:
     """A local copy of every object under `prefix/`."""
     for name in server.objects(bucket, f"{prefix}/"):
@@ -130,7 +137,7 @@ def test_weights_converted_into_and_predicted_from_a_bucket(gcs_server, tmp_path
     cwd.mkdir()
     env = gcs_server.env
     args = ("--source=timm", "--model=inception_v3")
-    rc, out = run(
+    ok(
         "convert_weights.py",
         *args,
         "--input=gs://bucket/in/model.safetensors",
@@ -138,12 +145,10 @@ def test_weights_converted_into_and_predicted_from_a_bucket(gcs_server, tmp_path
         env=env,
         cwd=cwd,
     )
-    assert rc == 0, out[-3000:]
     assert "w/inception_flax.json" in gcs_server.objects("bucket", "w/")
-    rc, out = run("convert_weights.py", *args, f"--input={local}", f"--output={tmp_path / 'w'}", env={}, cwd=ROOT)
-    assert rc == 0, out[-3000:]
+    ok("convert_weights.py", *args, f"--input={local}", f"--output={tmp_path / 'w'}", env={}, cwd=ROOT)
     predict = ("predict.py", "--image_size=75")
-    rc, out = run(
+    ok(
         *predict,
         "--checkpoint=gs://bucket/w",
         "--json=gs://bucket/pred.json",
@@ -151,11 +156,7 @@ def test_weights_converted_into_and_predicted_from_a_bucket(gcs_server, tmp_path
         env=env,
         cwd=cwd,
     )
-    assert rc == 0, out[-3000:]
-    rc, out = run(
-        *predict, f"--checkpoint={tmp_path / 'w'}", f"--json={tmp_path / 'pred.json'}", photo, env={}, cwd=ROOT
-    )
-    assert rc == 0, out[-3000:]
+    ok(*predict, f"--checkpoint={tmp_path / 'w'}", f"--json={tmp_path / 'pred.json'}", photo, env={}, cwd=ROOT)
     remote, here = json.loads(gcs_server.read("bucket", "pred.json")), json.loads((tmp_path / "pred.json").read_text())
     assert [t["index"] for t in remote[0]["top"]] == [t["index"] for t in here[0]["top"]]
     np.testing.assert_allclose(
