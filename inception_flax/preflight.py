@@ -150,7 +150,7 @@ def _check_state_structure(
     averaged statistics) is refused here, naming the fields, instead of failing every restore."""
     saved = _arrays(checkpoint.saved_state_tree(workdir, step))
     variables = models.abstract_variables(model, config.image_size)
-    wanted = _state_arrays(config, variables)
+    current = wanted = _state_arrays(config, variables)
     # As in restoring: a field only one side holds (ema_batch_stats added later) is not compared.
     fields = {k.split("/", 1)[0] for k in saved} & {k.split("/", 1)[0] for k in wanted}
     saved = {k: v for k, v in saved.items() if k.split("/", 1)[0] in fields}
@@ -173,7 +173,7 @@ def _check_state_structure(
             except (TypeError, ValueError):
                 continue
         try:
-            if _state_arrays(trial, variables) != _state_arrays(config, variables):
+            if _state_arrays(trial, variables) != current:
                 blamed[name] = value
         except (ValueError, TypeError):
             continue

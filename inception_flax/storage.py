@@ -100,7 +100,8 @@ def check_workdir(workdir: str, state_bytes: int, copies: int = 2) -> None:
 
 def _check_bucket(workdir: str) -> None:
     """A bucket's free space is not known; what can be checked is that the workdir takes a write."""
-    bucket = workdir.split("://", 1)[0] + "://" + workdir.split("://", 1)[1].split("/", 1)[0]
+    scheme, rest = workdir.split("://", 1)
+    bucket = f"{scheme}://{rest.split('/', 1)[0]}"
     # TensorFlow's makedirs loops forever on a bucket that does not exist: ask first. No folder is
     # made for the probe (a bucket has none to make).
     probe = paths.path(workdir) / f".write_check-{os.getpid()}"
