@@ -35,6 +35,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.lr_decay_epochs = 2.0
     c.cold_epochs = 0.0
     c.warmup_epochs = 1.0
+    c.lr_schedule = "linear_warmup"
+    c.grad_clip_norm = 2.0
     c.ema_decay = 0.99  # a window of 100 steps = 4.3 epochs
     # Short, since evaluation averages the statistics again with the weights (ema_batch_stats): with
     # 0.99 here too the two lags added up and the final EMA evaluation fell to 85.3% top-1.

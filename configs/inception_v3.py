@@ -39,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.aux_logits = True
     c.model_options = ml_collections.ConfigDict({"pool_include_pad": False})
     c.learning_rate = 0.165
+    c.lr_schedule = "tpu_v3"
     c.lr_decay_epochs = 3.0
     c.bn_momentum = 0.996
     return common.runlocal(c) if arg == "runlocal" else c

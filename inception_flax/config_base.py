@@ -7,9 +7,9 @@ and the workdir). `describe()` renders the table as docs/configuration.md.
 
 The defaults are the synchronous ImageNet recipe of Google's TPU reference for Inception-v4
 (tensorflow/tpu `models/experimental/inception/inception_v4.py`), which keeps the paper's
-optimiser (RMSProp decay 0.9, momentum 0.9, epsilon 1.0; lr x 0.94 every 2 epochs; clipping at
-global norm 2.0; label smoothing 0.1; L2 4e-5) but states every quantity per image, so that it
-holds at any global batch:
+optimiser (RMSProp decay 0.9, momentum 0.9, epsilon 1.0; lr x 0.94 every 2 epochs; label
+smoothing 0.1; L2 4e-5; no gradient clipping) and its schedule step for step (`lr_schedule`), but
+states every quantity per image, so that it holds at any global batch:
 - the learning rate is per `base_batch_size` images and scales linearly with `batch_size`;
 - warm-up and decay are in epochs;
 - `ema_decay` and `bn_momentum` are per-step decays at a global batch of `decay_batch_size`; at
@@ -145,11 +145,17 @@ TABLE: dict[str, dict[str, Field]] = {
         "learning_rate": _f(
             0.15, _real(0), "Peak rate per base_batch_size images, after warm-up; 0 freezes the weights."
         ),
+        "lr_schedule": _f(
+            "tpu_v4",
+            _choice("tpu_v4", "tpu_v3", "linear_warmup"),
+            "The schedule's shape: the TPU reference's Inception-v4 or -v3 formula step for step, or a linear "
+            "warm-up with stairs counted from its end (`optim.learning_rate_schedule`; docs/recipe.md).",
+        ),
         "lr_decay_rate": _f(0.94, _real(0, 1, lo_open=True), "Staircase decay factor ..."),
-        "lr_decay_epochs": _f(2.0, _real(0, lo_open=True), "... every this many epochs after warm-up."),
-        "cold_epochs": _f(1.0, _real(0), "First this many epochs at cold_learning_rate, ..."),
+        "lr_decay_epochs": _f(2.0, _real(0, lo_open=True), "... every this many epochs."),
+        "cold_epochs": _f(1.0, _real(0), "First this many epochs at cold_learning_rate (whole epochs for tpu_v4), ..."),
         "cold_learning_rate": _f(0.001, _real(0), "... per base_batch_size images, ..."),
-        "warmup_epochs": _f(2.0, _real(0), "... then this many epochs linear up to learning_rate."),
+        "warmup_epochs": _f(2.0, _real(0), "... then this many epochs up to learning_rate (tpu_v4: per-epoch stairs)."),
         "rmsprop_decay": _f(0.9, _FRACTION, "RMSProp's decay of the squared-gradient average."),
         "momentum": _f(0.9, _FRACTION, "RMSProp's momentum, or SGD's (Nesterov)."),
         "rmsprop_momentum": _f(
@@ -158,7 +164,9 @@ TABLE: dict[str, dict[str, Field]] = {
             "Old name of momentum: sets it, with a warning.",
         ),
         "rmsprop_epsilon": _f(1.0, _real(0, lo_open=True), "RMSProp's epsilon (the paper's 1.0)."),
-        "grad_clip_norm": _f(2.0, _real(0), "Clip gradients at this global norm; 0: no clipping."),
+        "grad_clip_norm": _f(
+            0.0, _real(0), "Clip gradients at this global norm; 0: no clipping (the TPU reference's)."
+        ),
         "label_smoothing": _f(0.1, _FRACTION, "Label smoothing of the cross-entropy."),
         "weight_decay": _f(4e-5, _real(0), "slim's L2: weight_decay * 0.5 * ||w||^2 over kernels."),
         "weight_decay_biases": _f(False, _BOOL, "Also decay biases outside BatchNorm."),
@@ -247,6 +255,13 @@ def check(config: ml_collections.ConfigDict) -> None:
     missing = sorted(set(FIELDS) - set(config.keys()))
     if missing:
         raise ConfigError(f"The config lacks the fields {missing}; build it from config_base.get_base_config().")
+    if config.lr_schedule == "tpu_v4" and not all(
+        float(config[k]).is_integer() for k in ("cold_epochs", "warmup_epochs")
+    ):
+        raise ConfigError(
+            f"lr_schedule 'tpu_v4' warms up in whole epochs: cold_epochs={config.cold_epochs} and "
+            f"warmup_epochs={config.warmup_epochs} must be whole numbers (or use lr_schedule 'linear_warmup')."
+        )
     smallest = networks.min_input_size(config.aux_logits)
     if config.image_size < smallest:
         raise ConfigError(

@@ -8,6 +8,8 @@ per image nor the averaging windows in images.
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -18,19 +20,40 @@ def peak_learning_rate(config: ml_collections.ConfigDict) -> float:
     return config.learning_rate * config.batch_size / config.base_batch_size
 
 
-def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
-    """`cold_epochs` at the (scaled) cold rate, `warmup_epochs` linear from it to the peak, then the
-    peak times `lr_decay_rate` every `lr_decay_epochs` (staircase, counted from the end of warm-up)."""
+def learning_rate_schedule(
+    config: ml_collections.ConfigDict, steps_per_epoch: int, train_images: int | None = None
+) -> optax.Schedule:
+    """The learning rate at each step, by `config.lr_schedule` (docs/recipe.md compares them):
+
+    - "tpu_v4": tensorflow/tpu `inception_v4.py` step for step. Epochs of train_images / batch
+      steps (fractional); `cold_epochs` at the cold rate; then `warmup_epochs` whole epochs at
+      e / (cold + warmup) of the initial rate; then the initial rate x `lr_decay_rate` every
+      int(`lr_decay_epochs` x epoch) steps counted from step 0, where the initial rate is the peak
+      over `lr_decay_rate` ** ((cold + warmup) / `lr_decay_epochs`) (so the stairs spent in warm-up
+      are given back); never below 1e-4 x the initial rate.
+    - "tpu_v3": tensorflow/tpu `inception_v3.py`: the peak x `lr_decay_rate` every `lr_decay_epochs`
+      epochs of `steps_per_epoch` steps, counted from step 0, never below 1e-4 x the peak; a
+      warm-up, if the config has one, replaces its first epochs as in "linear_warmup".
+    - "linear_warmup": `cold_epochs` at the cold rate, `warmup_epochs` linear from it to the peak,
+      then the peak x `lr_decay_rate` every `lr_decay_epochs` counted from the end of warm-up.
+
+    The peak and the cold rate are per `base_batch_size` images, scaled to the global batch.
+    `train_images` (default: `steps_per_epoch` x batch) sets the fractional epoch of "tpu_v4".
+    """
+    if config.lr_schedule == "tpu_v4":
+        return _tpu_v4(config, train_images or steps_per_epoch * config.batch_size)
     peak = peak_learning_rate(config)
     cold = config.cold_learning_rate * config.batch_size / config.base_batch_size
-    decay = optax.exponential_decay(
-        peak,
-        transition_steps=max(1, round(config.lr_decay_epochs * steps_per_epoch)),
-        decay_rate=config.lr_decay_rate,
-        staircase=True,
-    )
+    stair = max(1, round(config.lr_decay_epochs * steps_per_epoch))
     cold_steps = round(config.cold_epochs * steps_per_epoch)
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    if config.lr_schedule == "tpu_v3":
+
+        def decay(step):
+            return jnp.maximum(peak * config.lr_decay_rate ** (jnp.asarray(step) // stair), 1e-4 * peak)
+
+    else:
+        decay = optax.exponential_decay(peak, stair, config.lr_decay_rate, staircase=True)
     pieces, boundaries = [], []
     if cold_steps:
         pieces.append(optax.constant_schedule(cold))
@@ -40,7 +63,44 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: i
         boundaries.append(cold_steps + warmup_steps)
     if not pieces:
         return decay
+    if config.lr_schedule == "tpu_v3":  # the stairs count from step 0, not from the end of warm-up
+
+        def joined(step):
+            warm = optax.join_schedules(pieces, boundaries[:-1])(step)
+            return jnp.where(jnp.asarray(step) < boundaries[-1], warm, decay(step))
+
+        return joined
     return optax.join_schedules([*pieces, decay], boundaries)
+
+
+def _tpu_v4(config: ml_collections.ConfigDict, train_images: int) -> optax.Schedule:
+    """The "tpu_v4" schedule (see `learning_rate_schedule`); whole cold and warm-up epochs."""
+    batch = config.batch_size
+    cold_epochs, warm_epochs = int(config.cold_epochs), int(config.warmup_epochs)
+    ramp = cold_epochs + warm_epochs
+    initial = peak_learning_rate(config) / config.lr_decay_rate ** (ramp / config.lr_decay_epochs)
+    cold = config.cold_learning_rate * batch / config.base_batch_size
+    stair = max(1, int(config.lr_decay_epochs * train_images / batch))
+    # The epoch index floor(step * batch / images), in integers; steps past the ramp are capped so
+    # that step * batch stays inside int32.
+    cap = (ramp + 1) * (train_images // batch + 1)
+
+    def schedule(step):
+        step = jnp.asarray(step)
+        epoch = jnp.minimum(step, cap) * batch // train_images
+        warm = epoch * (initial / max(ramp, 1))
+        decayed = initial * config.lr_decay_rate ** (step // stair)
+        rate = jnp.where(epoch < cold_epochs, cold, jnp.where(epoch < ramp, warm, decayed))
+        return jnp.maximum(rate, 1e-4 * initial)
+
+    return schedule
+
+
+def highest_learning_rate(config: ml_collections.ConfigDict, steps_per_epoch: int, train_images: int) -> float:
+    """The schedule's highest rate (for "tpu_v4" above the config's peak by the stairs given back)."""
+    schedule = learning_rate_schedule(config, steps_per_epoch, train_images)
+    ramp = math.ceil((config.cold_epochs + config.warmup_epochs + 1) * train_images / config.batch_size)
+    return float(jnp.max(schedule(jnp.arange(ramp + 1))))
 
 
 def per_step_decay(decay: float, config: ml_collections.ConfigDict) -> float:

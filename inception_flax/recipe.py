@@ -32,6 +32,13 @@ def steps_per_epoch(config: ml_collections.ConfigDict, train_images: int) -> int
     return train_images // config.batch_size
 
 
+def epoch_start(config: ml_collections.ConfigDict, epoch: int, steps_per_epoch: int, train_images: int) -> int:
+    """The first step of `epoch` as the schedule counts epochs ("tpu_v4": train_images / batch steps)."""
+    if config.lr_schedule == "tpu_v4":
+        return -(-epoch * train_images // config.batch_size)
+    return epoch * steps_per_epoch
+
+
 def window_epochs(decay: float, batch_size: int, train_images: int) -> float:
     """The averaging window 1 / (1 - decay) steps, in epochs."""
     return math.inf if decay >= 1.0 else batch_size / (1.0 - decay) / train_images
@@ -43,9 +50,9 @@ def summarize(config: ml_collections.ConfigDict, train_images: int) -> dict[str,
     if per_epoch == 0:
         raise ValueError(f"{train_images} training images are fewer than one global batch of {config.batch_size}.")
     total = config.num_train_steps if config.num_train_steps > 0 else int(config.num_epochs * per_epoch)
-    schedule = optim.learning_rate_schedule(config, per_epoch)
+    schedule = optim.learning_rate_schedule(config, per_epoch, train_images)
     epochs = total / per_epoch
-    boundaries = range(total // per_epoch + 1)
+    starts = [epoch_start(config, e, per_epoch, train_images) for e in range(total // per_epoch + 1)]
     ema = optim.per_step_decay(config.ema_decay, config)
     bn = optim.bn_momentum(config)
     scale = config.batch_size / config.base_batch_size
@@ -57,13 +64,15 @@ def summarize(config: ml_collections.ConfigDict, train_images: int) -> dict[str,
         "total_steps": total,
         "total_images": total * config.batch_size,
         "epochs": epochs,
-        "peak_learning_rate": optim.peak_learning_rate(config),
+        "lr_schedule": config.lr_schedule,
+        "peak_learning_rate": optim.highest_learning_rate(config, per_epoch, train_images),
         "cold_learning_rate": config.cold_learning_rate * scale if config.cold_epochs else 0.0,
         "cold_epochs": config.cold_epochs,
         "warmup_epochs": config.warmup_epochs,
-        "lr_decay": f"x{config.lr_decay_rate:g} every {config.lr_decay_epochs:g} epochs (staircase)",
+        "lr_decay": f"x{config.lr_decay_rate:g} every {config.lr_decay_epochs:g} epochs (staircase, "
+        + ("counted from the end of warm-up)" if config.lr_schedule == "linear_warmup" else "counted from step 0)"),
         "final_learning_rate": float(schedule(max(total - 1, 0))),
-        "learning_rate_per_epoch": [float(schedule(e * per_epoch)) for e in boundaries],
+        "learning_rate_per_epoch": [float(schedule(t)) for t in starts],
         "ema_decay_per_step": ema,
         "ema_warmup": config.ema_warmup,
         "ema_window_epochs": window_epochs(ema, config.batch_size, train_images),
@@ -78,14 +87,15 @@ def format_summary(s: dict[str, Any]) -> str:
     lrs = s["learning_rate_per_epoch"]
     shown = ", ".join(f"{e}: {lr:.4g}" for e, lr in enumerate(lrs) if e < 6 or e % 10 == 0 or e == len(lrs) - 1)
     warm = (
-        f"{s['cold_epochs']:g} epoch(s) at {s['cold_learning_rate']:.4g}, then " if s["cold_epochs"] else ""
-    ) + f"{s['warmup_epochs']:g} epoch(s) linear to the peak"
+        (f"{s['cold_epochs']:g} epoch(s) at {s['cold_learning_rate']:.4g}, then " if s["cold_epochs"] else "")
+        + f"{s['warmup_epochs']:g} epoch(s) {'in per-epoch stairs' if s['lr_schedule'] == 'tpu_v4' else 'linear'} to the peak"
+    )
     return "\n".join(
         [
             f"{s['dataset']}: {s['train_images']:,} train images, global batch {s['batch_size']}: "
             f"{s['steps_per_epoch']:,} steps per epoch",
             f"{s['total_steps']:,} steps = {s['total_images']:,} images = {s['epochs']:.2f} epochs",
-            f"learning rate: peak {s['peak_learning_rate']:.4g}; warm-up {warm}; {s['lr_decay']}; "
+            f"learning rate ({s['lr_schedule']}): peak {s['peak_learning_rate']:.4g}; warm-up {warm}; {s['lr_decay']}; "
             f"final {s['final_learning_rate']:.4g}",
             f"learning rate at epoch boundaries: {shown}",
             f"weight EMA: {s['ema_decay_per_step']:.6g} per step{' (after TF warm-up)' if s['ema_warmup'] else ''}"
@@ -104,7 +114,7 @@ def plot(config: ml_collections.ConfigDict, s: dict[str, Any], path: str, title:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    schedule = optim.learning_rate_schedule(config, s["steps_per_epoch"])
+    schedule = optim.learning_rate_schedule(config, s["steps_per_epoch"], s["train_images"])
     steps = np.unique(np.linspace(0, max(s["total_steps"] - 1, 0), 2000).astype(int))
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
     ax.plot(steps / s["steps_per_epoch"], [float(schedule(int(t))) for t in steps], lw=1.4)

@@ -121,7 +121,7 @@ def train_and_evaluate(
     pcfg = pipeline_config(config)
     per_epoch = data.steps_per_epoch(source, pcfg)
     total_steps = num_train_steps(config, per_epoch)
-    schedule = optim.learning_rate_schedule(config, per_epoch)
+    schedule = optim.learning_rate_schedule(config, per_epoch, source.num_examples(config.train_split))
     tx = optim.create_optimizer(config, schedule)
     device_mesh = mesh.make_mesh()
     replicated, batch_sharding = mesh.shardings(device_mesh)
