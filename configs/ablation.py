@@ -167,6 +167,8 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
         c.batch_size = c.base_batch_size = 32
         c.learning_rate = RATES[arm]
         c.lr_schedule = "linear_warmup"  # the study's shape (stairs from the end of warm-up)
+        c.color_distortion = "slim"
+        c.bn_group_size = 0  # statistics over the whole batch, as these runs were measured
         c.cold_epochs = 0.0
         c.lr_decay_rate = 0.7
         # 12 epochs: 1 of warm-up, then x0.7 every epoch (the pilot: the same shape in 4 epochs).

@@ -36,6 +36,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.cold_epochs = 0.0
     c.warmup_epochs = 1.0
     c.lr_schedule = "linear_warmup"
+    c.color_distortion = "slim"
+    c.bn_group_size = 0  # statistics over the whole batch, as these runs were measured
     c.grad_clip_norm = 2.0
     c.ema_decay = 0.99  # a window of 100 steps = 4.3 epochs
     # Short, since evaluation averages the statistics again with the weights (ema_batch_stats): with

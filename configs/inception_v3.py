@@ -7,20 +7,22 @@ r"""Inception-v3 on ImageNet (the plain partner of Inception-ResNet-v1), synchro
 |---|---|---|
 | optimiser | RMSProp decay 0.9, momentum 0.9, epsilon 1.0 | Inception-v3 paper section 8; TPU reference `inception_v3.py` |
 | learning_rate / base_batch_size | 0.165 per 256 images, linear in the global batch | TPU reference (`0.165 * B / 256`) |
-| cold_epochs, warmup_epochs | 1 epoch at 0.001 per 256 images, then 2 linear | TPU reference Inception-v4 (see below) |
-| lr_decay_rate, lr_decay_epochs | 0.94 every 3 epochs, staircase | TPU reference Inception-v3 |
+| lr_schedule, lr_decay_rate, lr_decay_epochs | `tpu_v3`: 0.94 every 3 epochs from step 0, floor 1e-4 of the peak | TPU reference Inception-v3 |
+| cold_epochs, warmup_epochs | 1 epoch at 0.001 per 256 images, then 2 linear (a departure) | TPU reference Inception-v4 |
 | num_epochs | 170 | TPU reference (213k steps at 1024); Cloud TPU guide: "greater than 78.1% accuracy in about 170 epochs" |
 | ema_decay, ema_warmup, ema_batch_stats | 0.995 at 1024 images, TF warm-up, BatchNorm statistics averaged | TPU reference |
-| bn_momentum | 0.996 at 1024 images | TPU reference Inception-v3 |
+| bn_momentum, bn_group_size | 0.996 at 1024 images; statistics over each device's images | TPU reference Inception-v3 (per core) |
 | aux_logits, aux_loss_weight | on, 0.4 | Inception-v3 paper; TPU reference |
-| label_smoothing, weight_decay, grad_clip_norm | 0.1, 4e-5, 2.0 | paper; slim |
+| label_smoothing, weight_decay, grad_clip_norm | 0.1, 4e-5, no clipping | TPU reference |
+| color_distortion, half_precision | `tpu_fast`; bfloat16 compute on TPU and GPU | TPU reference |
 | batch_size | 1024 | TPU reference (v2-8, v2-128, v2-512) |
 | pool_include_pad | False | slim / Keras average pooling of Inception-v3 |
 
-Departures: the Inception-v3 TPU reference starts at the peak; here it warms up as its
-Inception-v4 sibling does (1 cold + 2 linear epochs), because a synchronous batch of 4096 would
-start at 2.64 from random weights (a later revision of the same file added an optional warm-up).
-No floor at 1e-4 x the peak (after 170 epochs the rate is 0.94 ** 55 = 3% of it).
+Departures: the Inception-v3 TPU reference starts at the peak; here the first three epochs warm up
+as its Inception-v4 sibling does (1 cold + 2 linear epochs), because a synchronous batch of 4096
+would start at 2.64 from random weights (a later revision of the same file added an optional
+warm-up). From epoch 3 on the rate is the reference's at every step
+(tests/test_schedule_reference.py).
 
 Expected: top-1 error 21.2%, top-5 5.6% (Inception-v4 paper, Table 2, single crop; released
 TF-slim weights: 78.0% top-1); Google's synchronous TPU run: > 78.1% top-1 in ~170 epochs. Not

@@ -21,7 +21,8 @@ is not a synchronous batch of 1600 at 0.045: that divides the rate per image by 
 reading stays reachable: `--config.learning_rate=0.045 --config.base_batch_size=1600
 --config.batch_size=1600 --config.cold_epochs=0 --config.warmup_epochs=0
 --config.decay_batch_size=0 --config.ema_decay=0.9999 --config.bn_momentum=0.9997
---config.ema_warmup=False --config.ema_batch_stats=False`.
+--config.ema_warmup=False --config.ema_batch_stats=False --config.lr_schedule=linear_warmup
+--config.grad_clip_norm=2.0 --config.color_distortion=slim --config.bn_group_size=0`.
 """
 
 from __future__ import annotations
@@ -112,9 +113,20 @@ TABLE: dict[str, dict[str, Field]] = {
             _OPTIONS,
             "The network's own options (`models.options(name)`): residual, scale_a/b/c, pool_include_pad, bn_scale.",
         ),
-        "half_precision": _f(False, _BOOL, "bfloat16 compute, float32 parameters."),
+        "half_precision": _f(
+            ml_collections.config_dict.placeholder(bool),
+            ((lambda x: x is None or isinstance(x, bool)), "True, False or unset"),
+            "bfloat16 activations and matmuls (float32 parameters, optimiser state, BatchNorm statistics and "
+            "loss); unset: on TPU and GPU, not on CPU (`step.compute_dtype`).",
+        ),
         "bn_momentum": _f(
             0.995, _FRACTION, "BatchNorm statistics' decay per step at decay_batch_size images (slim: 0.9997)."
+        ),
+        "bn_group_size": _f(
+            -1,
+            ((lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= -1), "-1, 0 or an integer >= 1"),
+            "BatchNorm's training statistics over groups of this many images: -1 each device's images (the TPU "
+            "reference normalises per core), 0 the global batch, N groups of N (dividing batch_size).",
         ),
         "init_from": _f("", _TEXT, "Fine-tune from a workdir or converted weights; new heads if num_classes differs."),
     },
@@ -126,7 +138,12 @@ TABLE: dict[str, dict[str, Field]] = {
         "image_size": _f(299, _int(1), "Input side in pixels (at least the network's minimum)."),
         "shuffle_buffer": _f(10_000, _int(1), "tf.data shuffle buffer, in images per process."),
         "crop_area_range": _f((0.05, 1.0), _CROP, "Inception crop: fraction of the image's area kept."),
-        "color_distortion": _f(True, _BOOL, "Inception colour distortion of training images."),
+        "color_distortion": _f(
+            "tpu_fast",
+            _choice("tpu_fast", "slim", "none"),
+            "Colour distortion of training images: the TPU reference's (brightness +-32/255 and Cb/Cr +-0.1 "
+            "in YCbCr), slim's (brightness +-32/255, saturation x0.5-1.5), or none.",
+        ),
         "data_shards": _f(0, _int(0), "Input shards of the global stream; 0: one per process (data.PipelineConfig)."),
     },
     "Schedule": {
@@ -231,6 +248,7 @@ def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.ema_decay = 0.9
     c.learning_rate = 0.045
     c.decay_batch_size = 0  # per step: a 20-step run needs short windows at any batch
+    c.bn_group_size = 0  # the whole batch of 16 on any number of devices
     c.cold_epochs = 0.0
     c.warmup_epochs = 0.0
     c.profile = False
@@ -261,6 +279,10 @@ def check(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"lr_schedule 'tpu_v4' warms up in whole epochs: cold_epochs={config.cold_epochs} and "
             f"warmup_epochs={config.warmup_epochs} must be whole numbers (or use lr_schedule 'linear_warmup')."
+        )
+    if config.bn_group_size > 0 and config.batch_size % config.bn_group_size:
+        raise ConfigError(
+            f"config.bn_group_size={config.bn_group_size} does not divide config.batch_size={config.batch_size}."
         )
     smallest = networks.min_input_size(config.aux_logits)
     if config.image_size < smallest:
@@ -308,7 +330,7 @@ def describe() -> str:
         lines += [f"## {section}", "", "| field | default | allowed | what it does |", "|---|---|---|---|"]
         for name, f in fields.items():
             default = "{}" if isinstance(f.default, ml_collections.ConfigDict) else repr(f.default)
-            if name in RENAMED:
+            if name in RENAMED or isinstance(f.default, ml_collections.FieldReference):
                 default = "unset"
             cells = (f"`{name}`", f"`{default}`", f.allowed, f.help)
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

@@ -58,13 +58,30 @@ def architecture(config: ml_collections.ConfigDict, num_classes: int) -> dict[st
     }
 
 
+def compute_dtype(config: ml_collections.ConfigDict) -> Any:
+    """bfloat16 where `half_precision` says so; unset: on accelerators (TPUs and GPUs run bfloat16
+    matmuls at full rate, the CPU emulates them), float32 on the CPU."""
+    half = config.half_precision
+    if half is None:
+        half = jax.default_backend() != "cpu"
+    return jnp.bfloat16 if half else jnp.float32
+
+
+def bn_group_size(config: ml_collections.ConfigDict) -> int:
+    """Images per BatchNorm group in training: -1 is each device's share of the global batch."""
+    if config.bn_group_size >= 0:
+        return config.bn_group_size
+    return config.batch_size // jax.device_count()
+
+
 def model_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
     """Everything `models.create(config.model, ...)` takes: the architecture, then how it trains."""
     return {
         **architecture(config, num_classes),
         "dropout_rate": config.dropout_rate,
         "bn_momentum": optim.bn_momentum(config),
-        "dtype": jnp.bfloat16 if config.half_precision else jnp.float32,
+        "dtype": compute_dtype(config),
+        "bn_group_size": bn_group_size(config),
         "remat": config.remat,
     }
 

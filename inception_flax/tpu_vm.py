@@ -167,8 +167,9 @@ def logs(t: Target, worker: str = "0", follow: bool = False, lines: int = 200) -
 
 def status(t: Target) -> list[list[str]]:
     job = (
-        f'if {_running()}; then echo "$(hostname): running"; '
-        f'else echo "$(hostname): not running, exit code $(cat {RUN_DIR}/exit_code 2>/dev/null || echo unknown)"; fi; '
+        f'if [ -f {RUN_DIR}/exit_code ]; then echo "$(hostname): finished, exit code $(cat {RUN_DIR}/exit_code)"; '
+        f'elif {_running()}; then echo "$(hostname): running"; '
+        f'else echo "$(hostname): not running (no exit code: killed, or never started)"; fi; '
         f"tail -n 1 {RUN_DIR}/train.log 2>/dev/null || true"
     )
     return [describe(t), t.ssh(job)]

@@ -168,3 +168,20 @@ def test_record_that_fails_to_decode_keeps_epochs_aligned(tmp_path):
     np.testing.assert_array_equal(
         next(data.train_iterator(source, cfg, per_epoch))["label"], stream[per_epoch]["label"]
     )
+
+
+def test_tpu_fast_colour_distortion_is_one_brightness_and_chroma_offset():
+    """The TPU reference's distort_color_fast: brightness +-32/255, Cb and Cr +-0.1, one per image."""
+    grey = tf.fill([4, 5, 3], 0.5)
+    seen = []
+    for i in range(40):
+        out = preprocessing.distort_color_fast(grey, tf.constant([i, 7], tf.int64)).numpy()
+        offset = out[0, 0] - 0.5
+        np.testing.assert_allclose(out - 0.5, np.broadcast_to(offset, out.shape), atol=1e-6)  # every pixel alike
+        r, g, b = offset
+        y = 0.299 * r + 0.587 * g + 0.114 * b  # RGB -> YCbCr inverts the offsets' matrix
+        cb, cr = (b - y) / 1.772, (r - y) / 1.402
+        assert abs(y) <= 32 / 255 + 1e-5 and abs(cb) <= 0.1 + 1e-4 and abs(cr) <= 0.1 + 1e-4
+        seen.append((y, cb, cr))
+    spread = np.ptp(np.array(seen), axis=0)
+    assert spread[0] > 32 / 255 and min(spread[1:]) > 0.1  # the ranges are used, not a constant

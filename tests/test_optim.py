@@ -39,6 +39,7 @@ def test_staircase_schedule_and_batch_scaling():
     c = config_base.get_base_config()
     c.batch_size, c.base_batch_size, c.learning_rate = 3200, 1600, 0.045
     c.cold_epochs = c.warmup_epochs = 0.0
+    c.lr_schedule = "linear_warmup"
     schedule = optim.learning_rate_schedule(c, steps_per_epoch=10)
     assert schedule(0) == pytest.approx(0.09)
     assert schedule(19) == pytest.approx(0.09)
@@ -51,7 +52,7 @@ def test_staircase_schedule_and_batch_scaling():
 
 def test_gradient_clipping_at_global_norm():
     c = config_base.get_base_config()
-    c.optimizer, c.momentum = "sgd", 0.0
+    c.optimizer, c.momentum, c.grad_clip_norm = "sgd", 0.0, 2.0
     tx = optim.create_optimizer(c, optax.constant_schedule(1.0))
     g = {"a": jnp.full((4,), 10.0)}
     updates, _ = tx.update(g, tx.init(g), g)

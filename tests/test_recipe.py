@@ -31,20 +31,28 @@ def v4_at(batch_size: int):
 
 
 def test_schedule_against_hand_computed_values():
-    c = v4_at(1024)  # 0.15 per 256 images -> peak 0.6; cold 0.001 per 256 -> 0.004
-    s = optim.learning_rate_schedule(c, steps_per_epoch=10)
+    c = v4_at(1024)  # 0.15 per 256 images -> 0.6 / 0.94 ** 1.5 initial; cold 0.001 per 256 -> 0.004
+    s = optim.learning_rate_schedule(c, steps_per_epoch=10, train_images=10 * 1024)
+    initial = 0.6 / 0.94**1.5
     assert float(s(0)) == approx(0.004) and float(s(9)) == approx(0.004)  # cold epoch
+    assert float(s(10)) == approx(initial / 3) and float(s(19)) == approx(initial / 3)  # warm-up stairs
+    assert float(s(20)) == approx(2 * initial / 3)
+    assert float(s(30)) == approx(initial * 0.94) and float(s(39)) == approx(initial * 0.94)  # stairs from step 0
+    assert float(s(40)) == approx(initial * 0.94**2)
+    c.lr_schedule = "linear_warmup"  # the digit experiments' shape: stairs from the end of warm-up
+    s = optim.learning_rate_schedule(c, steps_per_epoch=10)
     assert float(s(10)) == approx(0.004)  # warm-up starts at the cold rate ...
     assert float(s(20)) == approx(0.004 + 0.5 * (0.6 - 0.004))  # ... halfway after 1 of 2 epochs
     assert float(s(30)) == approx(0.6) and float(s(49)) == approx(0.6)  # peak, 2 epochs
-    assert float(s(50)) == approx(0.6 * 0.94)  # staircase from the end of warm-up
+    assert float(s(50)) == approx(0.6 * 0.94)
     assert float(s(70)) == approx(0.6 * 0.94**2)
     assert float(s(89)) == approx(0.6 * 0.94**2)
 
 
 def test_windows_stay_when_only_the_batch_changes():
     small, big = (recipe.summarize(v4_at(b), 1_281_167) for b in (1024, 4096))
-    assert big["peak_learning_rate"] == pytest.approx(4 * small["peak_learning_rate"]) == pytest.approx(2.4)
+    # The highest rate: the stated 2.4 at 4,096, given back the stairs spent in warm-up (0.94 ** -0.5).
+    assert big["peak_learning_rate"] == pytest.approx(4 * small["peak_learning_rate"]) == pytest.approx(2.4 / 0.94**0.5)
     for key in ("ema_window_epochs", "bn_window_epochs", "warmup_epochs", "cold_epochs"):
         assert big[key] == pytest.approx(small[key], rel=1e-9), key
     assert small["ema_window_epochs"] == pytest.approx(1024 / 0.005 / 1_281_167)

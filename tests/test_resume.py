@@ -119,7 +119,7 @@ def trained(tfds_dir, tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("overrides", "flag"),
-    [({"grad_clip_norm": 0.0}, "--config.grad_clip_norm=2.0"), ({"optimizer": "sgd"}, "--config.optimizer=rmsprop")],
+    [({"grad_clip_norm": 2.0}, "--config.grad_clip_norm=0.0"), ({"optimizer": "sgd"}, "--config.optimizer=rmsprop")],
 )
 def test_a_resume_that_changes_the_state_is_refused_before_compiling(tfds_dir, trained, overrides, flag):
     before = listing(trained)

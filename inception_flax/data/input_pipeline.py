@@ -178,7 +178,7 @@ class PipelineConfig:
     shuffle_buffer: int = 10_000
     area_range: tuple[float, float] = (0.05, 1.0)
     aspect_ratio_range: tuple[float, float] = (0.75, 1.33)
-    color_distortion: bool = True
+    color_distortion: str = "tpu_fast"  # or "slim", "none" (preprocessing.preprocess_train)
     process_index: int = 0
     process_count: int = 1
     data_shards: int = 0  # 0: one per process

@@ -78,6 +78,17 @@ def distort_color(image: tf.Tensor, seed: tf.Tensor, fast_mode: bool = True) -> 
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
+def distort_color_fast(image: tf.Tensor, seed: tf.Tensor, chroma: float = 0.1) -> tf.Tensor:
+    """The TPU reference's colour distortion (`distort_color_fast`) on a float image in [0, 1]: one
+    brightness offset in +-32/255 and Cb, Cr offsets in +-`chroma`, added to R, G, B through the
+    YCbCr -> RGB matrix (JPEG's coefficients)."""
+    brightness, cb, cr = tf.unstack(
+        tf.random.stateless_uniform([3], seed, minval=-1.0, maxval=1.0) * [32.0 / 255.0, chroma, chroma]
+    )
+    offset = tf.stack([1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb]) + brightness
+    return tf.clip_by_value(image + offset, 0.0, 1.0)
+
+
 def to_unit_range(image: tf.Tensor) -> tf.Tensor:
     """[0, 1] -> [-1, 1], the networks' input range."""
     return (image - 0.5) * 2.0
@@ -89,17 +100,22 @@ def preprocess_train(
     image_size: int,
     area_range: Sequence[float] = (0.05, 1.0),
     aspect_ratio_range: Sequence[float] = (0.75, 1.33),
-    color_distortion: bool = True,
+    color_distortion: str = "tpu_fast",
     fast_mode: bool = True,
 ) -> tf.Tensor:
-    """Distorted crop, bilinear resize, random flip, optional colour distortion; float32 in [-1, 1]."""
+    """Distorted crop, bilinear resize, random flip, colour distortion ("tpu_fast", "slim" or
+    "none"); float32 in [-1, 1]."""
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
     image = distorted_crop(image_bytes, seeds[0], area_range, aspect_ratio_range)
     image = tf.image.convert_image_dtype(image, tf.float32)
     image = tf.image.resize(image, [image_size, image_size], method="bilinear")
     image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-    if color_distortion:
+    if color_distortion == "tpu_fast":
+        image = distort_color_fast(image, seeds[2])
+    elif color_distortion == "slim":
         image = distort_color(image, seeds[2], fast_mode)
+    elif color_distortion != "none":
+        raise ValueError(f"Unknown color_distortion {color_distortion!r}: tpu_fast, slim or none.")
     image = tf.clip_by_value(image, 0.0, 1.0)
     return to_unit_range(image)
 

@@ -85,6 +85,51 @@ class Conv(nn.Conv):
         return y if bias is None else y + bias
 
 
+class GroupBatchNorm(nn.Module):
+    """BatchNorm whose training statistics come from groups of `group_size` consecutive images.
+
+    The TPU reference normalises over each core's images, not the global batch; with the batch
+    sharded over devices in that order, a group of the per-device batch needs no communication.
+    Variables are `nn.BatchNorm`'s (params scale/bias, batch_stats mean/var, float32), so
+    checkpoints and converted weights do not see the difference; the moving statistics take the
+    mean of the groups' statistics. A batch that `group_size` does not divide into two or more
+    groups (initialisation, a single device) is normalised whole, as `nn.BatchNorm` does.
+    """
+
+    group_size: int
+    use_running_average: bool = False
+    momentum: float = 0.99
+    epsilon: float = 1e-5
+    use_scale: bool = True
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        features = x.shape[-1]
+        mean_var = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
+        var_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+        scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32) if self.use_scale else None
+        bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+        batch = x.shape[0]
+        groups = batch // self.group_size if 0 < self.group_size < batch and batch % self.group_size == 0 else 1
+        xg = x.reshape(groups, batch // groups, *x.shape[1:]).astype(jnp.float32)
+        axes = tuple(range(1, xg.ndim - 1))
+        if self.use_running_average:
+            mean, var = mean_var.value, var_var.value
+        else:
+            mean = jnp.mean(xg, axis=axes, keepdims=True)
+            var = jnp.mean(jnp.square(xg - mean), axis=axes, keepdims=True)  # two-pass, as the networks' BN
+            if not self.is_initializing():
+                m = self.momentum
+                mean_var.value = m * mean_var.value + (1 - m) * jnp.mean(mean, axis=(0, *axes))
+                var_var.value = m * var_var.value + (1 - m) * jnp.mean(var, axis=(0, *axes))
+        mul = jax.lax.rsqrt(var + self.epsilon)
+        if scale is not None:
+            mul = mul * scale
+        y = (xg - mean) * mul + bias
+        return y.reshape(x.shape).astype(self.dtype)
+
+
 class ConvBN(nn.Module):
     """Convolution without bias -> BatchNorm -> ReLU (TF-slim's `conv2d` under the Inception scope).
 

@@ -25,6 +25,7 @@ from inception_flax.models.layers import (
     Conv,
     ConvBN,
     Dtype,
+    GroupBatchNorm,
     ModuleDef,
     VarianceScaling,
 )
@@ -60,6 +61,7 @@ class Inception(nn.Module):
     bn_momentum: float = BN_MOMENTUM
     bn_epsilon: float = BN_EPSILON
     bn_scale: bool = False
+    bn_group_size: int = 0  # training statistics over groups of this many images; 0: the whole batch
     remat: bool = False  # recompute each block in the backward pass instead of keeping its activations
 
     kernel_init = staticmethod(HE_TRUNCATED)  # class attribute, not a dataclass field
@@ -94,15 +96,16 @@ class Inception(nn.Module):
     def __call__(self, x: Array, train: bool = False) -> Array | tuple[Array, Array]:
         self.check_input(x.shape)
         x = jnp.asarray(x, self.dtype)
+        grouped = 0 < self.bn_group_size < x.shape[0]
         norm = functools.partial(
-            nn.BatchNorm,
+            GroupBatchNorm if grouped else nn.BatchNorm,
             use_running_average=not train,
             momentum=self.bn_momentum,
             epsilon=self.bn_epsilon,
             use_scale=self.bn_scale,
             dtype=self.dtype,
             # Two-pass variance: E[x^2]-E[x]^2 loses precision on post-ReLU activations in float32.
-            use_fast_variance=False,
+            **({"group_size": self.bn_group_size} if grouped else {"use_fast_variance": False}),
         )
         plain_conv = functools.partial(Conv, dtype=self.dtype, kernel_init=self.kernel_init)
         conv = functools.partial(ConvBN, conv=plain_conv, norm=norm, width=self.width)
