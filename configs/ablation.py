@@ -168,6 +168,7 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
         c.learning_rate = RATES[arm]
         c.lr_schedule = "linear_warmup"  # the study's shape (stairs from the end of warm-up)
         c.color_distortion = "slim"
+        c.half_precision = False  # float32 on any machine: the arms compare alike wherever they run
         c.bn_group_size = 0  # statistics over the whole batch, as these runs were measured
         c.cold_epochs = 0.0
         c.lr_decay_rate = 0.7

@@ -309,6 +309,8 @@ def upgrade_recorded(recorded: dict[str, Any]) -> dict[str, Any]:
     for old, new in RENAMED.items():
         if old in upgraded and new not in upgraded:
             upgraded[new], upgraded[old] = upgraded[old], None
+    if isinstance(upgraded.get("color_distortion"), bool):  # a switch until 2026-12-03: slim's or none
+        upgraded["color_distortion"] = "slim" if upgraded["color_distortion"] else "none"
     return upgraded
 
 

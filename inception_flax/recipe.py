@@ -130,7 +130,15 @@ def plot(config: ml_collections.ConfigDict, s: dict[str, Any], path: str, title:
 # ----------------------------------------------------------------------- resuming old workdirs
 # Workdirs written before the recipe became per-image record configs without these fields; their
 # meaning then was: decays per step at any batch, no cold phase, no EMA warm-up.
-_IMPLIED_BEFORE = {"decay_batch_size": 0, "cold_epochs": 0.0, "ema_warmup": False, "ema_batch_stats": False}
+_IMPLIED_BEFORE = {
+    "decay_batch_size": 0,
+    "cold_epochs": 0.0,
+    "ema_warmup": False,
+    "ema_batch_stats": False,
+    # Added 2026-12-03: the schedule's shape and BatchNorm's groups before them.
+    "lr_schedule": "linear_warmup",
+    "bn_group_size": 0,
+}
 
 
 def implied_before(settings: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 REMOTE_DIR = "~/inception_flax"
 VENV = "~/inception_flax_venv"
 RUN_DIR = "~/inception_flax_run"
+PYTHON = "3.11"  # the workers' Python (the version this project is tested on)
 
 # Software per TPU generation (cloud.google.com/tpu/docs/runtimes): the base image jax runs on.
 RUNTIME_VERSIONS = {
@@ -135,7 +136,9 @@ def setup(t: Target, archive: str, commit: str, jax_version: str) -> list[list[s
             f"if {_running()}; then echo 'a job is running on this worker: stop it first' >&2; exit 1; fi",
             f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} {RUN_DIR}",
             f"tar -xzf ~/{remote} -C {REMOTE_DIR} && echo {commit} > {REMOTE_DIR}/COMMIT",
-            f"([ -x {VENV}/bin/python ] || python3 -m venv {VENV})",
+            # The TPU images' Python is 3.10 (Ubuntu 22.04) and jax needs 3.11: uv brings its own.
+            f"([ -x {VENV}/bin/python ] || ((command -v uv >/dev/null || curl -LsSf https://astral.sh/uv/install.sh | sh)"
+            f" && $(command -v uv || echo $HOME/.local/bin/uv) venv --seed --python {PYTHON} {VENV}))",
             f"{VENV}/bin/pip install --quiet -r {REMOTE_DIR}/requirements.txt 'jax[tpu]=={jax_version}'",
             f"{VENV}/bin/pip install --quiet --no-deps -e {REMOTE_DIR}",
         ]

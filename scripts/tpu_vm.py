@@ -109,6 +109,8 @@ def main(argv: Sequence[str]) -> None:
         elif command == "train":
             _run(tpu_vm.train(target, _WORKDIR.value, rest))
         elif command == "resume":
+            if _DRY_RUN.value:
+                print("(dry run: showing what happens when the VM is gone)", flush=True)
             state = "MISSING" if _DRY_RUN.value else _state(target)
             if state != "READY":  # preempted or gone: a new VM, set up as before, then the same job
                 print(f"{target.name} is {state}: recreating it", flush=True)

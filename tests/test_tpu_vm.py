@@ -41,7 +41,6 @@ def cloud(tmp_path):
         "FAKE_GCLOUD_DIR": str(tmp_path / "gcloud"),
         "FAKE_GCLOUD_IMAGE": str(tmp_path / "image"),
         "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
-        "JAX_ENABLE_COMPILATION_CACHE": "false",  # both workers compile alike (see tests/procs.py)
     }
     return tmp_path, env
 
@@ -111,6 +110,9 @@ def test_create_setup_train_preempt_resume_on_two_workers(cloud, tfds_dir):
         f"--workdir={workdir}", "--",
         "--config", "configs/inception_resnet_v1.py:runlocal", f"--config.data_dir={tfds_dir}",
         "--config.num_train_steps=60", "--config.checkpoint_every_steps=10", "--config.eval_every_steps=60",
+        # The compilation cache beside the checkpoints, as docs/tpu.md advises: both workers compile
+        # afresh in the first run and both find every program in the resumed one.
+        f"--config.compilation_cache_dir={workdir}/xla_cache",
     ]  # fmt: skip
     launch(env, "create", *VM)
     launch(env, "setup", *VM)
