@@ -18,7 +18,6 @@ from inception_flax import config_base as common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    del arg
     c = common.get_base_config()
     c.model = "inception_resnet_v2"
     c.weight_decay_biases = True
@@ -50,4 +49,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 50
     c.profile = False
     c.compilation_cache_dir = "~/.cache/inception_flax/xla"
-    return c
+    return common.apply_arg(c, arg)

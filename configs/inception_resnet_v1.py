@@ -28,4 +28,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = common.get_base_config()  # the TPU reference's Inception-v4 recipe
     c.model = "inception_resnet_v1"
     c.model_options = ml_collections.ConfigDict({"residual": True, "scale_a": 0.17, "scale_b": 0.10, "scale_c": 0.20})
-    return common.runlocal(c) if arg == "runlocal" else c
+    return common.apply_arg(c, arg)

@@ -44,4 +44,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.lr_schedule = "tpu_v3"
     c.lr_decay_epochs = 3.0
     c.bn_momentum = 0.996
-    return common.runlocal(c) if arg == "runlocal" else c
+    return common.apply_arg(c, arg)

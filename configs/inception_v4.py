@@ -40,4 +40,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = common.get_base_config()  # the TPU reference's Inception-v4 recipe
     c.model = "inception_v4"
     c.aux_logits = True
-    return common.runlocal(c) if arg == "runlocal" else c
+    return common.apply_arg(c, arg)

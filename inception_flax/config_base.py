@@ -255,6 +255,16 @@ def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+def apply_arg(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+    """A config's `:arg` for the configs that take none but `runlocal`: a typo is an error, never
+    the full run."""
+    if not arg:
+        return c
+    if arg == "runlocal":
+        return runlocal(c)
+    raise ValueError(f"Unknown config argument {arg!r}: this config takes none or 'runlocal'.")
+
+
 def check(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError for the first field outside its range (or a field the table lacks), or
     an input smaller than the network accepts.

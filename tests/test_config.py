@@ -174,3 +174,11 @@ def test_an_input_smaller_than_the_networks_accept_is_refused_by_the_field_check
     config.image_size, config.aux_logits = 100, True
     with pytest.raises(ConfigError, match=r"with aux_logits: 107"):
         config_base.check(config)
+
+
+@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2", "demo"])
+def test_a_mistyped_config_argument_is_an_error_not_the_full_run(name):
+    module = importlib.import_module(f"configs.{name}")
+    with pytest.raises(ValueError, match="Unknown config argument 'runloacl': this config takes none or 'runlocal'"):
+        module.get_config("runloacl")
+    assert module.get_config("runlocal").num_train_steps == 20
