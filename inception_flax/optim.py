@@ -64,10 +64,10 @@ def learning_rate_schedule(
     if not pieces:
         return decay
     if config.lr_schedule == "tpu_v3":  # the stairs count from step 0, not from the end of warm-up
+        warm = optax.join_schedules(pieces, boundaries[:-1])
 
         def joined(step):
-            warm = optax.join_schedules(pieces, boundaries[:-1])(step)
-            return jnp.where(jnp.asarray(step) < boundaries[-1], warm, decay(step))
+            return jnp.where(jnp.asarray(step) < boundaries[-1], warm(step), decay(step))
 
         return joined
     return optax.join_schedules([*pieces, decay], boundaries)

@@ -94,8 +94,7 @@ class GroupBatchNorm(nn.Module):
     devices, one BatchNorm layer: 1 all-reduce in the forward pass and 1 in its gradient, against 2
     and 2 over the global batch).
     Variables are `nn.BatchNorm`'s (params scale/bias, batch_stats mean/var, float32), so
-    checkpoints and converted weights do not see the difference; the moving statistics take the
-    mean of the groups' statistics. A batch that `group_size` does not divide into two or more
+    checkpoints and converted weights do not see the difference. A batch that `group_size` does not divide into two or more
     groups (initialisation, a single device) is normalised whole, as `nn.BatchNorm` does.
     """
 
