@@ -96,48 +96,41 @@ def _tpu_v4(config: ml_collections.ConfigDict, train_images: int) -> optax.Sched
     return schedule
 
 
-def highest_learning_rate(config: ml_collections.ConfigDict, steps_per_epoch: int, train_images: int) -> float:
-    """The schedule's highest rate (for "tpu_v4" above the config's peak by the stairs given back)."""
-    schedule = learning_rate_schedule(config, steps_per_epoch, train_images)
+def highest_learning_rate(config: ml_collections.ConfigDict, schedule: optax.Schedule, train_images: int) -> float:
+    """`schedule`'s highest rate (for "tpu_v4" above the config's peak by the stairs given back)."""
     ramp = math.ceil((config.cold_epochs + config.warmup_epochs + 1) * train_images / config.batch_size)
     return float(jnp.max(schedule(jnp.arange(ramp + 1))))
 
 
-def per_step_decay(decay: float, config: ml_collections.ConfigDict) -> float:
-    """A decay stated per step at `decay_batch_size` images, per step at the config's batch.
+def per_step_decay(decay: float, batch_size: int, decay_batch_size: int) -> float:
+    """A decay stated per step at `decay_batch_size` images, per step at a global batch of `batch_size`.
 
     1 - (1 - decay) * batch / decay_batch_size keeps the averaging window, 1 / (1 - decay) steps,
     the same number of images at any batch. `decay_batch_size=0` takes the decay per step as it is.
     Raises ValueError where the window would be shorter than one step of this batch.
     """
-    if config.decay_batch_size <= 0:
+    if decay_batch_size <= 0:
         return decay
-    scaled = 1.0 - (1.0 - decay) * config.batch_size / config.decay_batch_size
+    scaled = 1.0 - (1.0 - decay) * batch_size / decay_batch_size
     if scaled < 0.0:
         raise ValueError(
-            f"A decay of {decay} per step at decay_batch_size={config.decay_batch_size} averages over "
-            f"{config.decay_batch_size / (1.0 - decay):.0f} images, fewer than one global batch of "
-            f"{config.batch_size}: raise the decay or decay_batch_size."
+            f"A decay of {decay} per step at decay_batch_size={decay_batch_size} averages over "
+            f"{decay_batch_size / (1.0 - decay):.0f} images, fewer than one global batch of "
+            f"{batch_size}: raise the decay or decay_batch_size."
         )
     return scaled
 
 
-def bn_momentum(config: ml_collections.ConfigDict) -> float:
-    """The BatchNorm moving-statistics momentum per step at the config's global batch."""
-    return per_step_decay(config.bn_momentum, config)
+def warm_decay(decay: float, warmup: bool, updates: jnp.ndarray) -> jnp.ndarray:
+    """An EMA's decay for the update that makes `updates` steps in total (1 for the first).
 
-
-def ema_decay(config: ml_collections.ConfigDict, updates: jnp.ndarray) -> jnp.ndarray:
-    """The weight-EMA decay for the update that makes `updates` steps in total (1 for the first).
-
-    With `ema_warmup`, TF's `ExponentialMovingAverage(num_updates=global_step)`:
+    With `warmup`, TF's `ExponentialMovingAverage(num_updates=global_step)`:
     min(decay, (1 + t) / (10 + t)), so the average forgets its random initialisation at once.
     """
-    decay = jnp.float32(per_step_decay(config.ema_decay, config))
-    if not config.ema_warmup:
-        return decay
+    if not warmup:
+        return jnp.float32(decay)
     t = jnp.asarray(updates, jnp.float32)
-    return jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+    return jnp.minimum(jnp.float32(decay), (1.0 + t) / (10.0 + t))
 
 
 def tf1_rmsprop(learning_rate: optax.ScalarOrSchedule, decay: float, momentum: float, epsilon: float):

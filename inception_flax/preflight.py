@@ -4,7 +4,7 @@ A `Plan` is a config that passed every check for one workdir, with what the chec
 model, the data source); `train.train_and_evaluate` trusts it. `config_base.check` covers each
 field's range and the input size the networks accept; `check_setting` what needs the devices, the
 data and the workdir: batch divisible by devices and shards, splits present, one global batch of
-data, a workdir holding another model or an older recipe, an `init_from` that does not fit.
+data, a workdir holding another model or another state's structure, an `init_from` that does not fit.
 """
 
 import copy
@@ -24,12 +24,14 @@ from inception_flax.step import architecture, assemble_state, model_options
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """A config that passed every check for `workdir`, with what the checks built: training trusts it."""
+    """A config that passed every check for `workdir`, with what the checks built (the model, the data
+    source, the resolved recipe): training trusts it."""
 
     config: ml_collections.ConfigDict
     workdir: str
     model: models.Inception
     source: data.Source
+    recipe: recipe.Recipe  # every number derived from the config for this train split
 
 
 def validate(config: ml_collections.ConfigDict, workdir: str) -> Plan:
@@ -58,11 +60,6 @@ def check_setting(config: ml_collections.ConfigDict, workdir: str) -> Plan:
     """What needs the model, the devices, the data and the workdir, for a config whose fields passed
     `config_base.check` (scripts/train.py checks them before joining the other processes)."""
     check_paths(config, workdir)
-    for name in ("ema_decay", "bn_momentum"):
-        try:
-            optim.per_step_decay(config[name], config)
-        except ValueError as e:
-            raise ConfigError(f"config.{name}={config[name]}: {e}") from None
     devices, hosts = jax.device_count(), jax.process_count()
     if config.batch_size % devices or config.batch_size % hosts:
         raise ConfigError(
@@ -83,20 +80,21 @@ def check_setting(config: ml_collections.ConfigDict, workdir: str) -> Plan:
             source.check_split(config[field])
         except ValueError as e:
             raise ConfigError(f"config.{field}: {e}") from None
-    model = _create_model(config, config.num_classes if config.num_classes > 0 else source.num_classes)
     try:
-        data.check_one_batch(source, pcfg)
-    except ValueError as e:
+        split = f"{source.name} {config.train_split}"
+        resolved = recipe.resolve(config, source.num_examples(config.train_split), split)
+    except ValueError as e:  # a split smaller than one batch, a decay window shorter than one step
         raise ConfigError(str(e)) from None
+    model = _create_model(config, config.num_classes if config.num_classes > 0 else source.num_classes, resolved)
     _check_workdir_model(config, workdir, model)
     if config.init_from:
         _check_init_from(config, model)
-    return Plan(config, workdir, model, source)
+    return Plan(config, workdir, model, source, resolved)
 
 
-def _create_model(config: ml_collections.ConfigDict, num_classes: int) -> models.Inception:
+def _create_model(config: ml_collections.ConfigDict, num_classes: int, resolved: recipe.Recipe) -> models.Inception:
     try:
-        return models.create(config.model, **model_options(config, num_classes))
+        return models.create(config.model, **model_options(config, num_classes, resolved.bn_momentum))
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -117,14 +115,6 @@ def _check_workdir_model(config: ml_collections.ConfigDict, workdir: str, model:
             "Use another --workdir; nothing in this one is touched."
         )
     _check_state_structure(config, workdir, step, meta, model)
-    flags = recipe.check_resume(meta.get("config"), config)
-    if flags:
-        raise ConfigError(
-            f"{workdir} holds a checkpoint (step {step}) trained before the recipe was stated per image "
-            "(learning rate per base_batch_size images, decays per step at decay_batch_size images); this "
-            "config would change its schedule mid-run. To resume it as it was trained, add "
-            f"{' '.join(flags)}; or use another --workdir. Nothing in this one is touched."
-        )
 
 
 def _arrays(tree: Any) -> dict[str, tuple[int, ...]]:

@@ -1,18 +1,22 @@
 """What a config's recipe will do, in steps, images and epochs, without data or compiling.
 
-`summarize` is what `scripts/schedule.py` prints (and writes as JSON and a plot) and what
-`scripts/train.py` logs at start; `check_resume` refuses to resume a workdir whose recorded recipe
-this config would silently reinterpret. Imports no TensorFlow.
+`resolve` turns a config and the size of its train split into a `Recipe`: steps per epoch, total
+steps, the learning-rate schedule, the per-step decays at this batch and the loss's numbers, each
+derived here once. `summarize` is what `scripts/schedule.py` prints (and writes as JSON and a
+plot) and what `scripts/train.py` logs at start. Imports no TensorFlow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
 
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from inception_flax import optim
 
@@ -27,58 +31,107 @@ def known_train_images(config: ml_collections.ConfigDict) -> int | None:
     return TRAIN_IMAGES.get(config.dataset)
 
 
-def steps_per_epoch(config: ml_collections.ConfigDict, train_images: int) -> int:
-    """Global steps in one epoch, as the input pipeline counts them (the last partial batch is dropped)."""
-    return train_images // config.batch_size
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A config's recipe resolved for one train split: every number derived from the config, once.
+
+    Built by `resolve` (the preflight does it for a launch; `scripts/schedule.py` and the benchmarks
+    too). The loop, the jitted step, the input pipeline and the reports take these values; no other
+    module derives them from the config again.
+    """
+
+    train_images: int
+    batch_size: int
+    steps_per_epoch: int  # global steps per epoch (the last partial batch is dropped)
+    total_steps: int
+    lr_schedule: str  # the schedule's name (config.lr_schedule)
+    learning_rate: optax.Schedule = dataclasses.field(compare=False, repr=False)  # step -> rate
+    peak_learning_rate: float  # the schedule's highest rate (tpu_v4: above the config's by the stairs given back)
+    cold_learning_rate: float  # per step at this batch; 0 without a cold phase
+    ema_decay: float  # the weight EMA's decay per step at this batch
+    ema_warmup: bool  # TF's min(decay, (1 + t) / (10 + t))
+    bn_momentum: float  # BatchNorm's moving-statistics momentum per step at this batch
+    # The loss (the paper's): label smoothing, auxiliary head weight, slim's L2.
+    label_smoothing: float
+    aux_loss_weight: float
+    weight_decay: float
+    weight_decay_biases: bool
+
+    def ema_decay_at(self, updates: jnp.ndarray) -> jnp.ndarray:
+        """The weight-EMA decay of the update that makes `updates` steps in total (1 for the first)."""
+        return optim.warm_decay(self.ema_decay, self.ema_warmup, updates)
+
+    def epoch_start(self, epoch: int) -> int:
+        """The first step of `epoch` as the schedule counts epochs ("tpu_v4": train_images / batch steps)."""
+        if self.lr_schedule == "tpu_v4":
+            return -(-epoch * self.train_images // self.batch_size)
+        return epoch * self.steps_per_epoch
+
+    def window_epochs(self, decay: float) -> float:
+        """An averaging window, 1 / (1 - decay) steps, in epochs."""
+        return math.inf if decay >= 1.0 else self.batch_size / (1.0 - decay) / self.train_images
 
 
-def epoch_start(config: ml_collections.ConfigDict, epoch: int, steps_per_epoch: int, train_images: int) -> int:
-    """The first step of `epoch` as the schedule counts epochs ("tpu_v4": train_images / batch steps)."""
-    if config.lr_schedule == "tpu_v4":
-        return -(-epoch * train_images // config.batch_size)
-    return epoch * steps_per_epoch
-
-
-def window_epochs(decay: float, batch_size: int, train_images: int) -> float:
-    """The averaging window 1 / (1 - decay) steps, in epochs."""
-    return math.inf if decay >= 1.0 else batch_size / (1.0 - decay) / train_images
-
-
-def summarize(config: ml_collections.ConfigDict, train_images: int) -> dict[str, Any]:
-    """The schedule and averaging windows of `config` on a train split of `train_images` images."""
-    per_epoch = steps_per_epoch(config, train_images)
+def resolve(config: ml_collections.ConfigDict, train_images: int, split: str = "The train split") -> Recipe:
+    """`config`'s recipe on a train split of `train_images` images (named `split` in errors).
+    ValueError where the split cannot fill one global batch or a decay's window is shorter than one step."""
+    batch = config.batch_size
+    per_epoch = train_images // batch
     if per_epoch == 0:
-        raise ValueError(f"{train_images} training images are fewer than one global batch of {config.batch_size}.")
+        raise ValueError(f"{split} has {train_images} examples, fewer than one global batch of {batch}.")
     total = config.num_train_steps if config.num_train_steps > 0 else int(config.num_epochs * per_epoch)
+    decays = {}
+    for name in ("ema_decay", "bn_momentum"):
+        try:
+            decays[name] = optim.per_step_decay(config[name], batch, config.decay_batch_size)
+        except ValueError as e:
+            raise ValueError(f"config.{name}={config[name]}: {e}") from None
     schedule = optim.learning_rate_schedule(config, per_epoch, train_images)
-    epochs = total / per_epoch
-    starts = [epoch_start(config, e, per_epoch, train_images) for e in range(total // per_epoch + 1)]
-    ema = optim.per_step_decay(config.ema_decay, config)
-    bn = optim.bn_momentum(config)
-    scale = config.batch_size / config.base_batch_size
+    return Recipe(
+        train_images=train_images,
+        batch_size=batch,
+        steps_per_epoch=per_epoch,
+        total_steps=total,
+        lr_schedule=config.lr_schedule,
+        learning_rate=schedule,
+        peak_learning_rate=optim.highest_learning_rate(config, schedule, train_images),
+        cold_learning_rate=config.cold_learning_rate * batch / config.base_batch_size if config.cold_epochs else 0.0,
+        ema_decay=decays["ema_decay"],
+        ema_warmup=config.ema_warmup,
+        bn_momentum=decays["bn_momentum"],
+        label_smoothing=config.label_smoothing,
+        aux_loss_weight=config.aux_loss_weight,
+        weight_decay=config.weight_decay,
+        weight_decay_biases=config.weight_decay_biases,
+    )
+
+
+def summarize(config: ml_collections.ConfigDict, r: Recipe) -> dict[str, Any]:
+    """The schedule and averaging windows of `config` as resolved in `r` (what a person reads)."""
+    starts = [r.epoch_start(e) for e in range(r.total_steps // r.steps_per_epoch + 1)]
     return {
         "dataset": config.dataset,
-        "train_images": train_images,
-        "batch_size": config.batch_size,
-        "steps_per_epoch": per_epoch,
-        "total_steps": total,
-        "total_images": total * config.batch_size,
-        "epochs": epochs,
-        "lr_schedule": config.lr_schedule,
-        "peak_learning_rate": optim.highest_learning_rate(config, per_epoch, train_images),
-        "cold_learning_rate": config.cold_learning_rate * scale if config.cold_epochs else 0.0,
+        "train_images": r.train_images,
+        "batch_size": r.batch_size,
+        "steps_per_epoch": r.steps_per_epoch,
+        "total_steps": r.total_steps,
+        "total_images": r.total_steps * r.batch_size,
+        "epochs": r.total_steps / r.steps_per_epoch,
+        "lr_schedule": r.lr_schedule,
+        "peak_learning_rate": r.peak_learning_rate,
+        "cold_learning_rate": r.cold_learning_rate,
         "cold_epochs": config.cold_epochs,
         "warmup_epochs": config.warmup_epochs,
         "lr_decay": f"x{config.lr_decay_rate:g} every {config.lr_decay_epochs:g} epochs (staircase, "
-        + ("counted from the end of warm-up)" if config.lr_schedule == "linear_warmup" else "counted from step 0)"),
-        "final_learning_rate": float(schedule(max(total - 1, 0))),
-        "learning_rate_per_epoch": [float(schedule(t)) for t in starts],
-        "ema_decay_per_step": ema,
-        "ema_warmup": config.ema_warmup,
-        "ema_window_epochs": window_epochs(ema, config.batch_size, train_images),
+        + ("counted from the end of warm-up)" if r.lr_schedule == "linear_warmup" else "counted from step 0)"),
+        "final_learning_rate": float(r.learning_rate(max(r.total_steps - 1, 0))),
+        "learning_rate_per_epoch": [float(r.learning_rate(t)) for t in starts],
+        "ema_decay_per_step": r.ema_decay,
+        "ema_warmup": r.ema_warmup,
+        "ema_window_epochs": r.window_epochs(r.ema_decay),
         "ema_batch_stats": config.ema_batch_stats,
-        "bn_momentum_per_step": bn,
-        "bn_window_epochs": window_epochs(bn, config.batch_size, train_images),
+        "bn_momentum_per_step": r.bn_momentum,
+        "bn_window_epochs": r.window_epochs(r.bn_momentum),
     }
 
 
@@ -107,17 +160,16 @@ def format_summary(s: dict[str, Any]) -> str:
     )
 
 
-def plot(config: ml_collections.ConfigDict, s: dict[str, Any], path: str, title: str = "") -> None:
-    """PNG of the learning rate against epoch, for `config` and its `summarize` result `s`."""
+def plot(config: ml_collections.ConfigDict, r: Recipe, path: str, title: str = "") -> None:
+    """PNG of the learning rate against epoch, for `config` resolved as `r`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    schedule = optim.learning_rate_schedule(config, s["steps_per_epoch"], s["train_images"])
-    steps = np.unique(np.linspace(0, max(s["total_steps"] - 1, 0), 2000).astype(int))
+    steps = np.unique(np.linspace(0, max(r.total_steps - 1, 0), 2000).astype(int))
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
-    ax.plot(steps / s["steps_per_epoch"], [float(schedule(int(t))) for t in steps], lw=1.4)
+    ax.plot(steps / r.steps_per_epoch, [float(r.learning_rate(int(t))) for t in steps], lw=1.4)
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
     ax.set_title(title or f"{config.model}, global batch {config.batch_size}", fontsize=10)
@@ -127,58 +179,15 @@ def plot(config: ml_collections.ConfigDict, s: dict[str, Any], path: str, title:
     plt.close(fig)
 
 
-# ----------------------------------------------------------------------- resuming old workdirs
-# Workdirs written before the recipe became per-image record configs without these fields; their
-# meaning then was: decays per step at any batch, no cold phase, no EMA warm-up.
-_IMPLIED_BEFORE = {
-    "decay_batch_size": 0,
-    "cold_epochs": 0.0,
-    "ema_warmup": False,
-    "ema_batch_stats": False,
-    # Added 2026-12-03: the schedule's shape and BatchNorm's groups before them.
-    "lr_schedule": "linear_warmup",
-    "bn_group_size": 0,
-}
-
-
-def implied_before(settings: dict[str, Any]) -> dict[str, Any]:
-    """The values a config recorded before the per-image recipe implied for the fields it lacks
-    (`cold_learning_rate` did nothing then: taken as `settings` has it)."""
-    return {**_IMPLIED_BEFORE, "cold_learning_rate": settings.get("cold_learning_rate")}
-
-
-_RECIPE = (
-    "batch_size",
-    "base_batch_size",
-    "learning_rate",
-    "lr_decay_rate",
-    "lr_decay_epochs",
-    "cold_epochs",
-    "warmup_epochs",
-    "ema_decay",
-    "bn_momentum",
-    "decay_batch_size",
-    "ema_warmup",
-)
-
-
-def check_resume(recorded: dict[str, Any] | None, config: ml_collections.ConfigDict) -> list[str]:
-    """The `--config.x=y` flags a workdir written before the per-image recipe needs to resume as
-    it was trained; empty when `config` already says that (or the workdir is newer)."""
-    if not recorded or "decay_batch_size" in recorded:
-        return []
-    then = {**_IMPLIED_BEFORE, **recorded}
-    return [f"--config.{k}={then[k]}" for k in _RECIPE if k in then and then[k] != config[k]]
-
-
 def report(
     config: ml_collections.ConfigDict, train_images: int, json_path: str = "", plot_path: str = ""
 ) -> dict[str, Any]:
     """`summarize`, written as JSON and plotted where paths are given (what scripts/schedule.py does)."""
-    s = summarize(config, train_images)
+    r = resolve(config, train_images)
+    s = summarize(config, r)
     if json_path:
         with open(json_path, "w") as f:
             json.dump(s, f, indent=1)
     if plot_path:
-        plot(config, s, plot_path)
+        plot(config, r, plot_path)
     return s

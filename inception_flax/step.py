@@ -15,7 +15,8 @@ import ml_collections
 import optax
 from clu import metrics
 
-from inception_flax import models, optim
+from inception_flax import models
+from inception_flax.recipe import Recipe
 
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
@@ -74,12 +75,13 @@ def bn_group_size(config: ml_collections.ConfigDict) -> int:
     return config.batch_size // jax.device_count()
 
 
-def model_options(config: ml_collections.ConfigDict, num_classes: int) -> dict[str, Any]:
-    """Everything `models.create(config.model, ...)` takes: the architecture, then how it trains."""
+def model_options(config: ml_collections.ConfigDict, num_classes: int, bn_momentum: float) -> dict[str, Any]:
+    """Everything `models.create(config.model, ...)` takes: the architecture, then how it trains
+    (`bn_momentum` per step at this batch: `Recipe.bn_momentum`)."""
     return {
         **architecture(config, num_classes),
         "dropout_rate": config.dropout_rate,
-        "bn_momentum": optim.bn_momentum(config),
+        "bn_momentum": bn_momentum,
         "dtype": compute_dtype(config),
         "bn_group_size": bn_group_size(config),
         "remat": config.remat,
@@ -120,17 +122,20 @@ def assemble_state(
     )
 
 
-def abstract_state(model: models.Inception, tx: optax.GradientTransformation, config) -> TrainState:
+def abstract_state(
+    model: models.Inception, tx: optax.GradientTransformation, image_size: int, ema_batch_stats: bool
+) -> TrainState:
     """`init_state`'s result as ShapeDtypeStructs (no computation)."""
-    variables = models.abstract_variables(model, config.image_size)
-    assemble = functools.partial(assemble_state, tx, ema_batch_stats=config.ema_batch_stats)
+    variables = models.abstract_variables(model, image_size)
+    assemble = functools.partial(assemble_state, tx, ema_batch_stats=ema_batch_stats)
     return jax.eval_shape(assemble, variables, jax.random.key(0))
 
 
 def init_state(
     model: models.Inception,
     tx: optax.GradientTransformation,
-    config,
+    image_size: int,
+    ema_batch_stats: bool,
     rng: jax.Array,
     sharding: Any = None,
     abstract: TrainState | None = None,
@@ -140,8 +145,8 @@ def init_state(
     `abstract` (from `abstract_state`) spares tracing the network's shapes a second time."""
     init_rng, state_rng = jax.random.split(rng)
     shapes = None if abstract is None else {"params": abstract.params, "batch_stats": abstract.batch_stats}
-    variables = models.init_variables(model, init_rng, config.image_size, shapes)
-    assemble = functools.partial(assemble_state, tx, ema_batch_stats=config.ema_batch_stats)
+    variables = models.init_variables(model, init_rng, image_size, shapes)
+    assemble = functools.partial(assemble_state, tx, ema_batch_stats=ema_batch_stats)
     assemble = jax.jit(assemble, in_shardings=sharding, out_shardings=sharding)
     return assemble(variables, state_rng)
 
@@ -152,10 +157,10 @@ def train_step(
     *,
     model: models.Inception,
     tx: optax.GradientTransformation,
-    schedule: optax.Schedule,
-    config: ml_collections.ConfigDict,
+    recipe: Recipe,
 ) -> tuple[TrainState, TrainMetrics, jax.Array]:
-    """One step; a non-finite loss or gradient leaves the state unchanged and returns finite=False."""
+    """One step of `recipe` (its numbers: the loss, the schedule, the EMA decay); a non-finite loss
+    or gradient leaves the state unchanged and returns finite=False."""
     dropout_rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
     num_classes = model.num_classes
 
@@ -168,12 +173,12 @@ def train_step(
             mutable=["batch_stats"],
         )
         logits, aux = out if isinstance(out, tuple) else (out, None)
-        loss = jnp.mean(cross_entropy(logits, batch["label"], num_classes, config.label_smoothing))
+        loss = jnp.mean(cross_entropy(logits, batch["label"], num_classes, recipe.label_smoothing))
         if aux is not None:
-            aux_loss = jnp.mean(cross_entropy(aux, batch["label"], num_classes, config.label_smoothing))
-            loss = loss + config.aux_loss_weight * aux_loss
-        l2 = l2_loss(params, config.weight_decay_biases)
-        return loss + config.weight_decay * l2, (loss, l2, logits, updates["batch_stats"])
+            aux_loss = jnp.mean(cross_entropy(aux, batch["label"], num_classes, recipe.label_smoothing))
+            loss = loss + recipe.aux_loss_weight * aux_loss
+        l2 = l2_loss(params, recipe.weight_decay_biases)
+        return loss + recipe.weight_decay * l2, (loss, l2, logits, updates["batch_stats"])
 
     grads, (loss, l2, logits, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
     grad_norm = optax.global_norm(grads)
@@ -187,7 +192,7 @@ def train_step(
     def update(state: TrainState) -> TrainState:
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        decay = optim.ema_decay(config, state.step + 1)
+        decay = recipe.ema_decay_at(state.step + 1)
 
         def average(old, new):
             return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, old, new)
@@ -209,6 +214,6 @@ def train_step(
         top1=topk_correct(logits, batch["label"], 1),
         top5=topk_correct(logits, batch["label"], 5),
         grad_norm=grad_norm,
-        learning_rate=schedule(state.step),
+        learning_rate=recipe.learning_rate(state.step),
     )
     return new_state, step_metrics, finite

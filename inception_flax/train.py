@@ -30,18 +30,14 @@ from inception_flax import (
     models,
     optim,
     paths,
-    recipe,
     reporting,
     runtime,
     storage,
 )
+from inception_flax import recipe as recipe_lib
 from inception_flax.faults import NonFiniteError, Progress
 from inception_flax.preflight import Plan, pipeline_config, validate
 from inception_flax.step import TrainState, abstract_state, architecture, init_state, train_step
-
-
-def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
-    return config.num_train_steps if config.num_train_steps > 0 else int(config.num_epochs * steps_per_epoch)
 
 
 def _init_from(state: TrainState, path: str, sharding: NamedSharding) -> TrainState:
@@ -53,18 +49,6 @@ def _init_from(state: TrainState, path: str, sharding: NamedSharding) -> TrainSt
     params, ema, stats = (jax.device_put(variables[k], sharding) for k in ("params", "params", "batch_stats"))
     ema_stats = None if state.ema_batch_stats is None else jax.device_put(variables["batch_stats"], sharding)
     return state.replace(params=params, ema_params=ema, batch_stats=stats, ema_batch_stats=ema_stats)
-
-
-def _fill_missing(state: TrainState, config: ml_collections.ConfigDict, step: int) -> TrainState:
-    """A checkpoint written before the EMA of the BatchNorm statistics existed: start it from them."""
-    if config.ema_batch_stats and state.ema_batch_stats is None:
-        logging.warning(
-            "Checkpoint step %d holds no ema_batch_stats (written before they existed): starting their "
-            "average from its batch_stats.",
-            step,
-        )
-        return state.replace(ema_batch_stats=jax.tree.map(lambda x: x.copy(), state.batch_stats))
-    return state
 
 
 def restore_or_init(
@@ -82,9 +66,11 @@ def restore_or_init(
     restored = ckpt.restore_latest(abstract, start_over)
     if restored is not None:
         state, step, step_meta = restored
-        return _fill_missing(state, config, step), step, Progress.from_meta(step_meta, step)
+        return state, step, Progress.from_meta(step_meta, step)
     began = time.perf_counter()
-    state = init_state(model, tx, config, jax.random.key(config.seed), sharding, abstract)
+    state = init_state(
+        model, tx, config.image_size, config.ema_batch_stats, jax.random.key(config.seed), sharding, abstract
+    )
     logging.info("Initialised %s in %.1f s", config.model, time.perf_counter() - began)
     if config.init_from:
         state = _init_from(state, config.init_from, sharding)
@@ -117,38 +103,37 @@ def train_and_evaluate(
         plan = validate(config, workdir)
     elif plan.config is not config or plan.workdir != workdir:
         raise ValueError(f"The plan was validated for another config or workdir ({plan.workdir}), not {workdir}.")
-    model, source = plan.model, plan.source
+    model, source, recipe = plan.model, plan.source, plan.recipe
     pcfg = pipeline_config(config)
-    per_epoch = data.steps_per_epoch(source, pcfg)
-    total_steps = num_train_steps(config, per_epoch)
-    schedule = optim.learning_rate_schedule(config, per_epoch, source.num_examples(config.train_split))
-    tx = optim.create_optimizer(config, schedule)
+    total_steps = recipe.total_steps
+    tx = optim.create_optimizer(config, recipe.learning_rate)
     device_mesh = mesh.make_mesh()
     replicated, batch_sharding = mesh.shardings(device_mesh)
     abstract = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract_state(model, tx, config)
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
+        abstract_state(model, tx, config.image_size, config.ema_batch_stats),
     )
     state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(abstract))
     storage.check_workdir(workdir, state_bytes)  # before anything is written or compiled
 
     ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints, async_save=True, state_bytes=state_bytes)
-    report = reporting.Reporter(config, workdir, ckpt, total_steps, per_epoch)
+    report = reporting.Reporter(config, workdir, ckpt, total_steps, recipe.steps_per_epoch)
     # The config travels with every step, so evaluate.py needs no flags for this workdir.
     meta = checkpoint.make_meta(
         config.model, architecture(config, model.num_classes), config=json.loads(config.to_json_best_effort())
     )
     state, step, progress = restore_or_init(ckpt, abstract, model, tx, config, replicated, start_over)
-    _log_start(config, workdir, source, step, progress)
+    _log_start(config, workdir, recipe, step, progress)
     report.begin(step, state.params)
     step_fn = jax.jit(
-        functools.partial(train_step, model=model, tx=tx, schedule=schedule, config=config),
+        functools.partial(train_step, model=model, tx=tx, recipe=recipe),
         in_shardings=(replicated, batch_sharding),
         out_shardings=(replicated, replicated, replicated),
         donate_argnums=0,
     )
     evaluator = evaluation.Evaluator(model, mesh=device_mesh)
     preemption = faults.Preemption(install=jax.process_count() == 1)
-    train_iter = data.train_iterator(source, pcfg, progress.position)
+    train_iter = data.train_iterator(source, pcfg, recipe.steps_per_epoch, progress.position)
     position, compiled, eval_result = progress.position, None, {}
     pending: tuple[int, int, jax.Array] | None = None  # (step, data position, finite flag), checked a step late
 
@@ -195,7 +180,7 @@ def train_and_evaluate(
                 progress = faults.rewound(error, progress, restored, step, config.max_rewinds)
                 position, pending = progress.position, None
                 report.begin(step)
-                train_iter = data.train_iterator(source, pcfg, position)
+                train_iter = data.train_iterator(source, pcfg, recipe.steps_per_epoch, position)
         report.flush()
     finally:
         try:
@@ -226,7 +211,7 @@ def _compile(step_fn: Any, state: TrainState, batch: Any) -> Any:
 
 
 def _log_start(
-    config: ml_collections.ConfigDict, workdir: str, source: data.Source, step: int, progress: Progress
+    config: ml_collections.ConfigDict, workdir: str, resolved: recipe_lib.Recipe, step: int, progress: Progress
 ) -> None:
     if step == 0:
         logging.info("Starting %s from %s in %s", config.model, config.init_from or "scratch", workdir)
@@ -238,7 +223,7 @@ def _log_start(
         config.batch_size,
         jax.device_count(),
         jax.process_count(),
-        recipe.format_summary(recipe.summarize(config, source.num_examples(config.train_split))),
+        recipe_lib.format_summary(recipe_lib.summarize(config, resolved)),
     )
 
 

@@ -63,13 +63,12 @@ def test_distorted_crop_respects_area_and_aspect(image_bytes):
 
 def test_train_stream_resumes_exactly_across_epochs(digits_source):
     cfg = data.PipelineConfig(image_size=75, global_batch=256, eval_split="test", shuffle_buffer=500)
-    per_epoch = data.steps_per_epoch(digits_source, cfg)
-    assert per_epoch == 1497 // 256 == 5
-    it = data.train_iterator(digits_source, cfg)
+    per_epoch = 1497 // 256
+    it = data.train_iterator(digits_source, cfg, per_epoch)
     stream = [next(it) for _ in range(per_epoch + 2)]
     assert not np.array_equal(stream[0]["label"], stream[per_epoch]["label"])  # reshuffled per epoch
     for start in (3, per_epoch, per_epoch + 1):
-        resumed = next(data.train_iterator(digits_source, cfg, start))
+        resumed = next(data.train_iterator(digits_source, cfg, per_epoch, start))
         np.testing.assert_array_equal(resumed["image"], stream[start]["image"])
         np.testing.assert_array_equal(resumed["label"], stream[start]["label"])
 
@@ -77,9 +76,9 @@ def test_train_stream_resumes_exactly_across_epochs(digits_source):
 def test_global_batch_does_not_depend_on_process_count(digits_source):
     """2 processes x 1 shard each produce, concatenated, what 1 process x 2 shards produces."""
     base = {"image_size": 75, "global_batch": 64, "eval_split": "test", "shuffle_buffer": 300, "data_shards": 2}
-    single = next(data.train_iterator(digits_source, data.PipelineConfig(**base)))
+    single = next(data.train_iterator(digits_source, data.PipelineConfig(**base), 1497 // 64))
     halves = [
-        next(data.train_iterator(digits_source, data.PipelineConfig(**base, process_index=i, process_count=2)))
+        next(data.train_iterator(digits_source, data.PipelineConfig(**base, process_index=i, process_count=2), 23))
         for i in range(2)
     ]
     np.testing.assert_array_equal(single["label"], np.concatenate([h["label"] for h in halves]))
@@ -129,7 +128,7 @@ def test_bad_images_in_folder_dataset(tmp_path):
     assert source.num_classes == 2 and source.num_examples("train") == 10
     assert source.skipped == 4  # corrupt + truncated in each class
     cfg = data.PipelineConfig(image_size=75, global_batch=5, eval_split="val")
-    batches = [next(data.train_iterator(source, cfg)) for _ in range(2)]
+    batches = [next(data.train_iterator(source, cfg, 2)) for _ in range(2)]
     assert all(b["image"].shape == (5, 75, 75, 3) for b in batches)
     evals = list(data.eval_iterator(source, cfg))
     assert sum(int(b["mask"].sum()) for b in evals) == 10
@@ -160,13 +159,13 @@ def test_record_that_fails_to_decode_keeps_epochs_aligned(tmp_path):
     source = data.get_source(f"folder:{tmp_path}")
     (tmp_path / "train" / "a" / "3.jpg").write_bytes(b"broken after indexing")
     cfg = data.PipelineConfig(image_size=75, global_batch=4, shuffle_buffer=20, data_shards=2)
-    per_epoch = data.steps_per_epoch(source, cfg)
+    per_epoch = source.num_examples("train") // 4
     assert per_epoch == 3
-    it = data.train_iterator(source, cfg)
+    it = data.train_iterator(source, cfg, per_epoch)
     stream = [next(it) for _ in range(2 * per_epoch)]
     assert all(b["image"].shape == (4, 75, 75, 3) for b in stream)
     np.testing.assert_array_equal(
-        next(data.train_iterator(source, cfg, per_epoch))["label"], stream[per_epoch]["label"]
+        next(data.train_iterator(source, cfg, per_epoch, per_epoch))["label"], stream[per_epoch]["label"]
     )
 
 

@@ -44,7 +44,7 @@ def test_prepare_and_read_fabricated_imagenet(imagenet_dir):
     got = sorted(int(y) for b in evals for y, m in zip(b["label"], b["mask"], strict=True) if m)
     assert got == expected_val
 
-    train_batches = [next(data.train_iterator(source, cfg, step)) for step in range(3)]
+    train_batches = [next(data.train_iterator(source, cfg, 3, step)) for step in range(3)]
     labels = sorted(int(y) for b in train_batches for y in b["label"])
     assert labels == sorted([0, 1, 2] * 4)  # one epoch, every image once, synset -> label
     assert train_batches[0]["image"].shape == (4, 75, 75, 3)

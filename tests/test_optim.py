@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from inception_flax import config_base, optim, step
+from inception_flax import config_base, optim, recipe, step
 
 
 def test_rmsprop_matches_tf1_rmsprop_optimizer():
@@ -74,12 +74,12 @@ def test_non_finite_step_leaves_the_state_bitwise_unchanged():
     c = config_base.get_base_config()
     c.batch_size = c.base_batch_size = 4
     model = _Tiny()
-    schedule = optim.learning_rate_schedule(c, steps_per_epoch=10)
-    tx = optim.create_optimizer(c, schedule)
+    r = recipe.resolve(c, 40)
+    tx = optim.create_optimizer(c, r.learning_rate)
     images = np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32)
     variables = model.init(jax.random.key(0), images, train=False)
     state = step.assemble_state(tx, variables, jax.random.key(1), ema_batch_stats=True)
-    train = jax.jit(functools.partial(step.train_step, model=model, tx=tx, schedule=schedule, config=c))
+    train = jax.jit(functools.partial(step.train_step, model=model, tx=tx, recipe=r))
     labels = np.array([0, 1, 2, 0])
 
     moved, _, finite = train(state, {"image": images, "label": labels})

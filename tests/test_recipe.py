@@ -1,6 +1,7 @@
 """The per-image recipe: schedule, decays at any batch, TF's EMA warm-up, EMA of BatchNorm
-statistics, `scripts/schedule.py` on every shipped config, and workdirs from before the change."""
+statistics, the resolved `Recipe`, and `scripts/schedule.py` on every shipped config."""
 
+import dataclasses
 import importlib
 import json
 import subprocess
@@ -12,9 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from inception_flax import config_base, optim, preflight, recipe, step, train
+from inception_flax import config_base, optim, recipe, step
 from tests.test_optim import _Tiny
-from tests.test_train import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2", "demo", "finetune"]
@@ -50,7 +50,7 @@ def test_schedule_against_hand_computed_values():
 
 
 def test_windows_stay_when_only_the_batch_changes():
-    small, big = (recipe.summarize(v4_at(b), 1_281_167) for b in (1024, 4096))
+    small, big = (recipe.summarize(c, recipe.resolve(c, 1_281_167)) for c in (v4_at(1024), v4_at(4096)))
     # The highest rate: the stated 2.4 at 4,096, given back the stairs spent in warm-up (0.94 ** -0.5).
     assert big["peak_learning_rate"] == pytest.approx(4 * small["peak_learning_rate"]) == pytest.approx(2.4 / 0.94**0.5)
     for key in ("ema_window_epochs", "bn_window_epochs", "warmup_epochs", "cold_epochs"):
@@ -66,17 +66,17 @@ def test_windows_stay_when_only_the_batch_changes():
 
 def test_decay_scaling_and_its_limit():
     c = v4_at(4096)
-    assert optim.per_step_decay(0.995, c) == pytest.approx(1 - 0.005 * 4)
-    c.decay_batch_size = 0  # the old meaning: per step at any batch
-    assert optim.per_step_decay(0.995, c) == 0.995
+    assert recipe.resolve(c, 1_281_167).ema_decay == pytest.approx(1 - 0.005 * 4)
+    c.decay_batch_size = 0  # per step at any batch
+    assert recipe.resolve(c, 1_281_167).ema_decay == 0.995
     c.decay_batch_size, c.batch_size = 1024, 1024 * 400  # a window shorter than one step
-    with pytest.raises(ValueError, match="fewer than one global batch"):
-        optim.per_step_decay(0.995, c)
+    with pytest.raises(ValueError, match="config.ema_decay=0.995: .* fewer than one global batch"):
+        recipe.resolve(c, 1024 * 1000)
 
 
 def test_ema_warmup_is_tensorflows_num_updates_formula():
     tf = pytest.importorskip("tensorflow")
-    c = v4_at(1024)
+    r = recipe.resolve(v4_at(1024), 1_281_167)
     values = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     var, updates = tf.Variable(values[0]), tf.Variable(0, dtype=tf.int64)
     ema = tf.train.ExponentialMovingAverage(0.995, num_updates=updates)
@@ -86,12 +86,11 @@ def test_ema_warmup_is_tensorflows_num_updates_formula():
         var.assign(values[t])
         updates.assign(t)
         ema.apply([var])
-        d = float(optim.ema_decay(c, jnp.asarray(t)))
+        d = float(r.ema_decay_at(jnp.asarray(t)))
         assert d == pytest.approx(min(0.995, (1 + t) / (10 + t)), rel=1e-6)
         ours = d * ours + (1 - d) * values[t]
     np.testing.assert_allclose(ours, ema.average(var).numpy(), rtol=1e-5)
-    c.ema_warmup = False
-    assert float(optim.ema_decay(c, jnp.asarray(1))) == pytest.approx(0.995)
+    assert float(dataclasses.replace(r, ema_warmup=False).ema_decay_at(jnp.asarray(1))) == pytest.approx(0.995)
 
 
 def test_the_batchnorm_statistics_are_averaged_with_the_weights():
@@ -99,11 +98,11 @@ def test_the_batchnorm_statistics_are_averaged_with_the_weights():
     c.batch_size = c.base_batch_size = c.decay_batch_size = 4
     c.ema_decay = 0.9
     model = _Tiny()
-    schedule = optim.learning_rate_schedule(c, steps_per_epoch=10)
-    tx = optim.create_optimizer(c, schedule)
+    r = recipe.resolve(c, 40)
+    tx = optim.create_optimizer(c, r.learning_rate)
     images = np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32)
     state = step.assemble_state(tx, model.init(jax.random.key(0), images), jax.random.key(1), ema_batch_stats=True)
-    moved, _, finite = jax.jit(lambda s, b: step.train_step(s, b, model=model, tx=tx, schedule=schedule, config=c))(
+    moved, _, finite = jax.jit(lambda s, b: step.train_step(s, b, model=model, tx=tx, recipe=r))(
         state, {"image": images, "label": np.array([0, 1, 2, 0])}
     )
     assert bool(finite)
@@ -145,51 +144,3 @@ def test_schedule_script_prints_json_plots_and_refuses_bad_values(tmp_path):
     bad = subprocess.run([*script, "--config.warmup_epochs=-1"], capture_output=True, text=True, cwd=ROOT, check=False)
     assert bad.returncode != 0 and "error: config.warmup_epochs=-1.0 is not allowed" in bad.stderr
     assert "Traceback" not in bad.stderr
-
-
-def test_check_resume_names_the_flags_of_the_old_recipe():
-    old = json.loads(importlib.import_module("configs.inception_v4").get_config().to_json())
-    for key in ("decay_batch_size", "cold_epochs", "cold_learning_rate", "ema_warmup", "ema_batch_stats"):
-        del old[key]
-    old |= {"batch_size": 1600, "base_batch_size": 1600, "learning_rate": 0.045, "warmup_epochs": 0.0}
-    old |= {"ema_decay": 0.9999, "bn_momentum": 0.9997}
-    flags = recipe.check_resume(old, v4_at(1024))
-    assert flags == [
-        "--config.batch_size=1600",
-        "--config.base_batch_size=1600",
-        "--config.learning_rate=0.045",
-        "--config.cold_epochs=0.0",
-        "--config.warmup_epochs=0.0",
-        "--config.ema_decay=0.9999",
-        "--config.bn_momentum=0.9997",
-        "--config.decay_batch_size=0",
-        "--config.ema_warmup=False",
-    ]
-    assert recipe.check_resume({**old, "decay_batch_size": 1024}, v4_at(1024)) == []  # a new workdir
-
-
-def _strip_new_fields(workdir: Path) -> None:
-    """Makes a workdir look written before the per-image recipe: its recorded config lacks the new fields."""
-    for meta in (workdir / "checkpoints").glob("*/meta/metadata"):
-        data = json.loads(meta.read_text())
-        for key in ("decay_batch_size", "cold_epochs", "cold_learning_rate", "ema_warmup", "ema_batch_stats"):
-            data["config"].pop(key)
-        meta.write_text(json.dumps(data))
-
-
-def test_a_workdir_from_before_is_refused_or_resumed_with_its_state_filled(tfds_dir, tmp_path, caplog):
-    old = {"num_train_steps": 2, "ema_warmup": False, "ema_batch_stats": False, "decay_batch_size": 0}
-    train.train_and_evaluate(tiny_config(tfds_dir, **old), str(tmp_path))
-    _strip_new_fields(tmp_path)
-    before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-
-    with pytest.raises(config_base.ConfigError, match="add --config.ema_warmup=False; or use another --workdir"):
-        preflight.validate(tiny_config(tfds_dir, num_train_steps=4), str(tmp_path))
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before  # nothing touched
-
-    # The old recipe, plus the EMA of the BatchNorm statistics, which the old state lacks: filled in, logged.
-    resumed = tiny_config(tfds_dir, num_train_steps=4, ema_warmup=False, ema_batch_stats=True, decay_batch_size=0)
-    result = train.train_and_evaluate(resumed, str(tmp_path))
-    assert result["step"] == 4 and [s for s, _ in result["train_loss_history"]] == [3, 4]
-    assert "holds no ema_batch_stats" in caplog.text
-    assert not (tmp_path / "checkpoints_unreadable").exists()  # the old steps were read, not set aside

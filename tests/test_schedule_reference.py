@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import inception_resnet_v2, inception_v3, inception_v4
-from inception_flax import optim, recipe
+from inception_flax import recipe
 
 IMAGES = recipe.TRAIN_IMAGES["imagenet2012"]
 
@@ -36,8 +36,7 @@ def v4_reference(step: np.ndarray, batch: int) -> np.ndarray:
 
 
 def ours(config, steps: np.ndarray) -> np.ndarray:
-    per_epoch = recipe.steps_per_epoch(config, IMAGES)
-    return np.asarray(optim.learning_rate_schedule(config, per_epoch, IMAGES)(steps), np.float64)
+    return np.asarray(recipe.resolve(config, IMAGES).learning_rate(steps), np.float64)
 
 
 def per_epoch_ratios(config, reference) -> list[float]:

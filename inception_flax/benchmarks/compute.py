@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from inception_flax import config_base, models, optim, runtime, step
+from inception_flax import config_base, models, optim, recipe, runtime, step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +70,10 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
     config.batch_size = config.base_batch_size = s.batch_size
     config.half_precision = s.dtype == "bfloat16"
     config.remat = s.remat
-    model = models.create(s.model, **step.model_options(config, 1000))
+    resolved = recipe.resolve(
+        config, 1000 * config.batch_size
+    )  # a 1000-step epoch: the schedule's values do not matter
+    model = models.create(s.model, **step.model_options(config, 1000, resolved.bn_momentum))
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.uniform(-1, 1, (s.batch_size, s.image_size, s.image_size, 3)), jnp.float32)
     labels = jnp.asarray(rng.integers(0, 1000, (s.batch_size,)), jnp.int32)
@@ -83,11 +86,11 @@ def project_step(s: Setting) -> tuple[Callable[[], None], dict[str, float]]:
         times.update(compile_times)
         runtime.release_freed_memory()
         return lambda: jax.block_until_ready(fn(variables, images)), times
-    schedule = optim.learning_rate_schedule(config, 1000)
-    tx = optim.create_optimizer(config, schedule)
-    state = jax.block_until_ready(step.init_state(model, tx, config, jax.random.key(0)))
+    tx = optim.create_optimizer(config, resolved.learning_rate)
+    key = jax.random.key(0)
+    state = jax.block_until_ready(step.init_state(model, tx, s.image_size, config.ema_batch_stats, key))
     times["init_s"] = time.perf_counter() - start
-    train = functools.partial(step.train_step, model=model, tx=tx, schedule=schedule, config=config)
+    train = functools.partial(step.train_step, model=model, tx=tx, recipe=resolved)
     batch = {"image": images, "label": labels}
     fn, compile_times = compile_timed(jax.jit(train, donate_argnums=0), state, batch)
     times.update(compile_times)

@@ -54,7 +54,8 @@ def project_batches(root: str, image_size: int, batch_size: int) -> Callable[[],
 
     source = input_pipeline.get_source(f"folder:{root}")
     cfg = input_pipeline.PipelineConfig(image_size=image_size, global_batch=batch_size, shuffle_buffer=1024)
-    return lambda: input_pipeline.train_iterator(source, cfg)
+    per_epoch = source.num_examples("train") // batch_size  # what a Recipe would say; the benchmark reads one epoch
+    return lambda: input_pipeline.train_iterator(source, cfg, per_epoch)
 
 
 def timm_batches(root: str, image_size: int, batch_size: int) -> Callable[[], Iterator[Any]]:

@@ -5,11 +5,9 @@ from inception_flax.data.input_pipeline import (
     DatasetNotPreparedError,
     PipelineConfig,
     Source,
-    check_one_batch,
     eval_iterator,
     get_source,
     num_eval_steps,
-    steps_per_epoch,
     train_iterator,
 )
 
@@ -17,11 +15,9 @@ __all__ = [
     "DatasetNotPreparedError",
     "PipelineConfig",
     "Source",
-    "check_one_batch",
     "digits",
     "eval_iterator",
     "get_source",
     "num_eval_steps",
-    "steps_per_epoch",
     "train_iterator",
 ]

@@ -202,20 +202,6 @@ class PipelineConfig:
             raise ValueError(f"The global batch {self.global_batch} must divide into {self.num_shards} data shards.")
 
 
-def steps_per_epoch(source: Source, cfg: PipelineConfig) -> int:
-    """Global steps in one epoch (the remainder that does not fill a global batch is dropped)."""
-    return source.num_examples(cfg.train_split) // cfg.global_batch
-
-
-def check_one_batch(source: Source, cfg: PipelineConfig) -> None:
-    """Raises ValueError when the train split cannot fill one global batch (an epoch of no steps)."""
-    if steps_per_epoch(source, cfg) == 0:
-        raise ValueError(
-            f"{source.name} {cfg.train_split} has {source.num_examples(cfg.train_split)} examples, "
-            f"fewer than one global batch of {cfg.global_batch}."
-        )
-
-
 def _concat_shards(datasets: list[tf.data.Dataset]) -> tf.data.Dataset:
     if len(datasets) == 1:
         return datasets[0]
@@ -224,7 +210,9 @@ def _concat_shards(datasets: list[tf.data.Dataset]) -> tf.data.Dataset:
     )
 
 
-def _train_epoch(source: Source, cfg: PipelineConfig, epoch: int, skip_steps: int, shard: int) -> tf.data.Dataset:
+def _train_epoch(
+    source: Source, cfg: PipelineConfig, steps_per_epoch: int, epoch: int, skip_steps: int, shard: int
+) -> tf.data.Dataset:
     epoch_seed = cfg.seed * 1_000_003 + epoch
     ds = source.read(cfg.train_split, shard, cfg.num_shards, shuffle_seed=epoch_seed)
     ds = ds.shuffle(cfg.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
@@ -249,17 +237,25 @@ def _train_epoch(source: Source, cfg: PipelineConfig, epoch: int, skip_steps: in
 
     ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors(log_warning=True)  # an undecodable record is dropped, not fatal
-    ds = ds.take((steps_per_epoch(source, cfg) - skip_steps) * cfg.shard_batch)
+    ds = ds.take((steps_per_epoch - skip_steps) * cfg.shard_batch)
     return ds.batch(cfg.shard_batch, drop_remainder=True)
 
 
-def train_iterator(source: Source, cfg: PipelineConfig, start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
-    """This process's part of every global batch from step `start_step` on, epoch after epoch."""
+def train_iterator(
+    source: Source, cfg: PipelineConfig, steps_per_epoch: int, start_step: int = 0
+) -> Iterator[dict[str, np.ndarray]]:
+    """This process's part of every global batch from step `start_step` on, epochs of
+    `steps_per_epoch` global batches (`Recipe.steps_per_epoch`: the train split's images // batch)."""
     cfg.check()
-    check_one_batch(source, cfg)
-    epoch, skip = divmod(start_step, steps_per_epoch(source, cfg))
+    if not 0 < steps_per_epoch * cfg.global_batch <= source.num_examples(cfg.train_split):
+        raise ValueError(
+            f"{steps_per_epoch} steps of {cfg.global_batch} per epoch do not fit {source.name} {cfg.train_split} "
+            f"({source.num_examples(cfg.train_split)} examples)."
+        )
+    epoch, skip = divmod(start_step, steps_per_epoch)
     while True:
-        ds = _concat_shards([_train_epoch(source, cfg, epoch, skip, s) for s in cfg.own_shards()])
+        shards = cfg.own_shards()
+        ds = _concat_shards([_train_epoch(source, cfg, steps_per_epoch, epoch, skip, s) for s in shards])
         yield from ds.prefetch(AUTOTUNE).as_numpy_iterator()
         epoch, skip = epoch + 1, 0
 
