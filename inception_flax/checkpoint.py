@@ -4,7 +4,7 @@ Two kinds of directory hold a network, local or in a bucket (every path goes thr
 - a training `--workdir`: `<workdir>/checkpoints/<step>/{state,meta}`;
 - converted weights (`scripts/convert_weights.py`): `<dir>/variables/` plus `<dir>/inception_flax.json`.
 Both record their metadata in one schema (`META_FORMAT`: model, options, and config/progress or
-the weights' source), written and read only here; the older shapes still read (`parse_meta`).
+the weights' source), written and read only here; any other is refused in one line (`parse_meta`).
 `load(path)` reads either and returns `(model, variables)`; nothing is ever unpickled.
 
 Restoring walks the steps newest first, each with a fresh manager (orbax lists a step directory as
@@ -23,7 +23,6 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -43,16 +42,6 @@ WEIGHTS_META = "inception_flax.json"  # beside `variables/` in a converted-weigh
 #   progress  training workdirs: the data position and rewinds (faults.Progress)
 #   source, input, background_class, eval_defaults   converted weights: where they came from
 META_FORMAT = "inception_flax/2"
-_OLD_WEIGHTS_FORMAT = "inception_flax.weights/1"  # same keys as META_FORMAT
-_WORKDIR_KEYS = ("model", "config", "progress")  # the rest of an old (unversioned) workdir's meta is options
-
-
-def _parsed_or_raw(meta: dict[str, Any]) -> dict[str, Any]:
-    """For resuming: the arrays restored, metadata of an unknown shape must not discard the step."""
-    try:
-        return parse_meta(meta)
-    except ValueError:
-        return meta
 
 
 def make_meta(model: str, options: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -60,19 +49,17 @@ def make_meta(model: str, options: dict[str, Any], **extra: Any) -> dict[str, An
     return {"format": META_FORMAT, "model": model, "options": dict(options), **extra}
 
 
-def parse_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """Any metadata this project ever wrote, in the current schema.
-
-    Before the schema, training workdirs stored the model options flat beside `model`, `config`
-    and `progress`; converted weights used format "inception_flax.weights/1" (the same keys).
-    """
+def parse_meta(meta: dict[str, Any], where: str = "the checkpoint") -> dict[str, Any]:
+    """`meta` if it is in the schema; ValueError (one line) for anything else, such as the metadata of
+    a version from before the schema, which this one does not read."""
     found = meta.get("format")
-    if found in (META_FORMAT, _OLD_WEIGHTS_FORMAT):
-        return {**meta, "format": META_FORMAT}
-    if found is None and "model" in meta:
-        options = {k: v for k, v in meta.items() if k not in _WORKDIR_KEYS}
-        return make_meta(meta["model"], options, **{k: meta[k] for k in ("config", "progress") if k in meta})
-    raise ValueError(f"unknown checkpoint metadata (format {found!r}); this version reads {META_FORMAT}.")
+    if found != META_FORMAT:
+        raise ValueError(
+            f"{where} has metadata of format {found!r}, not {META_FORMAT!r}: it was written by an older "
+            "version of inception_flax, which this one does not read. Train it again, or restore it with the "
+            "version that wrote it."
+        )
+    return meta
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -96,14 +83,15 @@ def _steps(directory: str) -> list[int]:
 def read_meta(workdir: str) -> tuple[int, dict[str, Any]] | None:
     """(step, metadata in the current schema) of the newest step whose metadata is readable; no arrays are touched.
 
-    A step whose metadata is damaged is skipped; a read that keeps failing raises RestoreError."""
+    A step whose metadata is damaged is skipped; a read that keeps failing raises RestoreError;
+    metadata of another format raises ValueError."""
     directory = checkpoint_dir(workdir)
     for step in _steps(directory):
         meta, error = storage.attempt_read(
-            "Reading the metadata of checkpoint", step, lambda s=step: _read_step_meta(directory, s)
+            "Reading the metadata of checkpoint", step, lambda s=step: _read_raw_meta(directory, s)
         )
         if error is None:
-            return step, meta
+            return step, parse_meta(meta, f"{directory}/{step}")
         logging.warning(
             "Checkpoint step %d has no readable metadata (%s); trying an older step.",
             step,
@@ -129,7 +117,12 @@ class Checkpointer:
         self.state_bytes = state_bytes
         self.manager: ocp.CheckpointManager | None = None
         self.in_flight: int | None = None  # the step being written in the background
-        self.failed = False
+        # Storage faults of this workdir's writes (checkpoints here; metrics and summaries by the reporter).
+        self.writes = storage.Writes(self.directory, lambda: max(_steps(self.directory), default=None))
+
+    @property
+    def failed(self) -> bool:
+        return self.writes.failed
 
     def restore_latest(self, abstract_state: Any, start_over: bool = False) -> tuple[Any, int, dict[str, Any]] | None:
         """The newest restorable (state, step, meta), or None when the workdir has no checkpoint.
@@ -137,8 +130,7 @@ class Checkpointer:
         Corrupt steps newer than the one restored are then set aside. When steps exist and none
         restores, RestoreError, nothing moved; with `start_over` they are set aside and None returned.
         For a dataclass state (TrainState), a field that the abstract state leaves None is not
-        read, and a field the step does not hold (written before that field existed) comes back
-        as None for the caller to fill in; every other field must be there.
+        read; every other field must be there.
         """
         corrupt: list[tuple[int, BaseException]] = []
         for step in _steps(self.directory):
@@ -164,13 +156,13 @@ class Checkpointer:
 
     def _restore(self, step: int, abstract_state: Any) -> tuple[Any, int, dict[str, Any]]:
         with _manager(self.directory) as manager:
-            state_args = _restore_args(abstract_state, paths.join(self.directory, str(step), "state"))
+            state_args = _restore_args(abstract_state)
             restored = manager.restore(step, args=ocp.args.Composite(state=state_args, meta=ocp.args.JsonRestore()))
         state = restored["state"]
         if dataclasses.is_dataclass(abstract_state):
             names = [f.name for f in dataclasses.fields(abstract_state)]
             state = abstract_state.replace(**{n: state.get(n) for n in names})
-        return state, step, _parsed_or_raw(dict(restored["meta"] or {}))
+        return state, step, dict(restored["meta"] or {})  # its format was checked before training (preflight)
 
     def _set_aside(self, step: int) -> None:
         aside = epath.Path(self.directory).parent / "checkpoints_unreadable"
@@ -218,36 +210,8 @@ class Checkpointer:
     def _failure(self, operation: str, error: BaseException, step: int | None = None) -> BaseException:
         """The StorageError for `error` (the partial `step` removed), or `error` itself if not a storage fault."""
         partial = self._remove_partial(step) if step is not None else None
-        found = self._storage_error(operation, self.directory, error, needed_bytes=self.state_bytes, partial=partial)
+        found = self.writes.translate(operation, self.directory, error, needed_bytes=self.state_bytes, partial=partial)
         return error if found is None else found
-
-    @contextlib.contextmanager
-    def writing(self, operation: str, path: str) -> Iterator[None]:
-        """`with ckpt.writing("Writing metrics", path):` turns a storage fault inside into a StorageError."""
-        try:
-            yield
-        except storage.StorageError:
-            raise
-        except Exception as e:
-            found = self._storage_error(operation, path, e)
-            if found is None:
-                raise
-            raise found from e
-
-    def _storage_error(
-        self, operation: str, path: str, error: BaseException, **details: Any
-    ) -> storage.StorageError | None:
-        """storage.failure with what a restart would resume from; marks this checkpointer failed if it is one."""
-        found = storage.failure(
-            operation,
-            path,
-            error,
-            newest_step=max(_steps(self.directory), default=None),
-            checkpoint_dir=self.directory,
-            **details,
-        )
-        self.failed = self.failed or found is not None
-        return found
 
     def _remove_partial(self, step: int) -> str | None:
         """Deletes orbax's temporary directory of `step` (process 0; several may share the directory)."""
@@ -306,13 +270,16 @@ class CheckpointInfo:
 
 
 def _workdir_info(path: str, step: int, meta: dict[str, Any]) -> CheckpointInfo:
-    meta = parse_meta(meta)
     return CheckpointInfo(path, "workdir", meta["model"], dict(meta["options"]), step, meta.get("config"), meta)
 
 
-def _read_step_meta(directory: str, step: int) -> dict[str, Any]:
+def _read_raw_meta(directory: str, step: int) -> dict[str, Any]:
     with _manager(directory) as manager:
-        return parse_meta(dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]))
+        return dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+
+
+def _read_step_meta(directory: str, step: int) -> dict[str, Any]:
+    return parse_meta(_read_raw_meta(directory, step), f"{directory}/{step}")
 
 
 def steps(workdir: str) -> list[int]:
@@ -325,10 +292,7 @@ def describe(path: str, step: int | None = None) -> CheckpointInfo:
     path = paths.resolve(path)
     meta_file = paths.join(path, WEIGHTS_META)
     if epath.Path(meta_file).is_file():
-        meta = json.loads(epath.Path(meta_file).read_text())
-        if meta.get("format") not in (META_FORMAT, _OLD_WEIGHTS_FORMAT):
-            raise ValueError(f"{meta_file} is not an inception_flax weights file (format {meta.get('format')!r}).")
-        meta = parse_meta(meta)
+        meta = parse_meta(json.loads(epath.Path(meta_file).read_text()), meta_file)
         return CheckpointInfo(path, "weights", meta["model"], dict(meta["options"]), meta=meta)
     directory = checkpoint_dir(path)
     available = _steps(directory)
@@ -357,15 +321,12 @@ def _saved_fields(state_dir: str) -> dict[str, Any]:
     return ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir)).tree
 
 
-def _restore_args(abstract_state: Any, state_dir: str) -> ocp.args.CheckpointArgs:
+def _restore_args(abstract_state: Any) -> ocp.args.CheckpointArgs:
     if not dataclasses.is_dataclass(abstract_state):
         return ocp.args.StandardRestore(abstract_state)
-    saved = _saved_fields(state_dir)
-    item = {
-        f.name: getattr(abstract_state, f.name)
-        for f in dataclasses.fields(abstract_state)
-        if getattr(abstract_state, f.name) is not None and saved.get(f.name) is not None
-    }
+    # A field the config leaves None (ema_batch_stats when it keeps none) is neither saved nor read.
+    fields = (f.name for f in dataclasses.fields(abstract_state))
+    item = {name: getattr(abstract_state, name) for name in fields if getattr(abstract_state, name) is not None}
     restore_args = ocp.checkpoint_utils.construct_restore_args(item)
     return ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True)
 

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import ml_collections
-from absl import logging
 
 from inception_flax.models import networks, registry
 
@@ -175,11 +174,6 @@ TABLE: dict[str, dict[str, Field]] = {
         "warmup_epochs": _f(2.0, _real(0), "... then this many epochs up to learning_rate (tpu_v4: per-epoch stairs)."),
         "rmsprop_decay": _f(0.9, _FRACTION, "RMSProp's decay of the squared-gradient average."),
         "momentum": _f(0.9, _FRACTION, "RMSProp's momentum, or SGD's (Nesterov)."),
-        "rmsprop_momentum": _f(
-            ml_collections.config_dict.placeholder(float),
-            ((lambda x: x is None or _FRACTION[0](x)), f"{_FRACTION[1]} (or unset)"),
-            "Old name of momentum: sets it, with a warning.",
-        ),
         "rmsprop_epsilon": _f(1.0, _real(0, lo_open=True), "RMSProp's epsilon (the paper's 1.0)."),
         "grad_clip_norm": _f(
             0.0, _real(0), "Clip gradients at this global norm; 0: no clipping (the TPU reference's)."
@@ -208,10 +202,6 @@ TABLE: dict[str, dict[str, Field]] = {
     },
 }
 FIELDS: dict[str, Field] = {name: field for section in TABLE.values() for name, field in section.items()}
-
-# Old field name -> new one. The old name keeps working on the command line and in configs:
-# `check` moves its value to the new field with a one-line warning.
-RENAMED = {"rmsprop_momentum": "momentum"}
 
 
 def get_base_config() -> ml_collections.ConfigDict:
@@ -255,22 +245,37 @@ def runlocal(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+def parse_arg(arg: str | None, **groups: tuple[str, ...]) -> dict[str, Any]:
+    """A config's `:arg`, "a,b,...", as at most one word of each group, plus `runlocal` (True or
+    False), which every config takes. A word no group knows is an error naming every known one, so
+    a typo never launches the full run. Groups without a word map to None."""
+    found: dict[str, Any] = {name: None for name in groups}
+    found["runlocal"] = False
+    for word in filter(None, (arg or "").split(",")):
+        if word == "runlocal":
+            found["runlocal"] = True
+            continue
+        group = next((name for name, words in groups.items() if word in words), None)
+        if group is None:
+            known = "; ".join(f"{name}: {', '.join(words)}" for name, words in groups.items())
+            raise ValueError(
+                f"Unknown config argument {word!r} in {arg!r}; this config takes "
+                + (f"{known}; and 'runlocal'." if groups else "none or 'runlocal'.")
+            )
+        if found[group] is not None:
+            raise ValueError(f"Config argument {arg!r} names two {group}s: {found[group]!r} and {word!r}.")
+        found[group] = word
+    return found
+
+
 def apply_arg(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
-    """A config's `:arg` for the configs that take none but `runlocal`: a typo is an error, never
-    the full run."""
-    if not arg:
-        return c
-    if arg == "runlocal":
-        return runlocal(c)
-    raise ValueError(f"Unknown config argument {arg!r}: this config takes none or 'runlocal'.")
+    """A config's `:arg` for the configs that take none but `runlocal`."""
+    return runlocal(c) if parse_arg(arg)["runlocal"] else c
 
 
 def check(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError for the first field outside its range (or a field the table lacks), or
-    an input smaller than the network accepts.
-
-    A value given under an old field name (`RENAMED`) is moved to the new field, with a warning.
-    """
+    an input smaller than the network accepts."""
     for name, value in config.items():
         if name not in FIELDS:
             raise ConfigError(f"config.{name} is not a known field (known: {', '.join(sorted(FIELDS))}).")
@@ -300,28 +305,6 @@ def check(config: ml_collections.ConfigDict) -> None:
             f"config.image_size={config.image_size} is below the minimum of {config.model}"
             f"{' with aux_logits' if config.aux_logits else ''}: {smallest}."
         )
-    for old, new in RENAMED.items():
-        if config[old] is not None:
-            logging.warning(
-                "config.%s is now called config.%s: using %s=%r (instead of %r).",
-                old,
-                new,
-                new,
-                config[old],
-                config[new],
-            )
-            config[new], config[old] = config[old], None
-
-
-def upgrade_recorded(recorded: dict[str, Any]) -> dict[str, Any]:
-    """A config recorded under old field names (a workdir's config.json), as today's fields."""
-    upgraded = dict(recorded)
-    for old, new in RENAMED.items():
-        if old in upgraded and new not in upgraded:
-            upgraded[new], upgraded[old] = upgraded[old], None
-    if isinstance(upgraded.get("color_distortion"), bool):  # a switch until 2026-12-03: slim's or none
-        upgraded["color_distortion"] = "slim" if upgraded["color_distortion"] else "none"
-    return upgraded
 
 
 def describe() -> str:
@@ -342,7 +325,7 @@ def describe() -> str:
         lines += [f"## {section}", "", "| field | default | allowed | what it does |", "|---|---|---|---|"]
         for name, f in fields.items():
             default = "{}" if isinstance(f.default, ml_collections.ConfigDict) else repr(f.default)
-            if name in RENAMED or isinstance(f.default, ml_collections.FieldReference):
+            if isinstance(f.default, ml_collections.FieldReference):
                 default = "unset"
             cells = (f"`{name}`", f"`{default}`", f.allowed, f.help)
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

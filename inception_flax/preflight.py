@@ -101,7 +101,10 @@ def _create_model(config: ml_collections.ConfigDict, num_classes: int, resolved:
 
 def _check_workdir_model(config: ml_collections.ConfigDict, workdir: str, model: models.Inception) -> None:
     """A workdir holding another model's checkpoint, or one whose recipe or state this config would change."""
-    found = checkpoint.read_meta(workdir)
+    try:
+        found = checkpoint.read_meta(workdir)
+    except ValueError as e:  # metadata of another format: a version from before the schema
+        raise ConfigError(f"{e} Or use another --workdir; nothing in this one is touched.") from None
     if found is None:
         return
     step, meta = found
@@ -141,10 +144,6 @@ def _check_state_structure(
     saved = _arrays(checkpoint.saved_state_tree(workdir, step))
     variables = models.abstract_variables(model, config.image_size)
     current = wanted = _state_arrays(config, variables)
-    # As in restoring: a field only one side holds (ema_batch_stats added later) is not compared.
-    fields = {k.split("/", 1)[0] for k in saved} & {k.split("/", 1)[0] for k in wanted}
-    saved = {k: v for k, v in saved.items() if k.split("/", 1)[0] in fields}
-    wanted = {k: v for k, v in wanted.items() if k.split("/", 1)[0] in fields}
     if saved == wanted:
         return
     differ = sorted(

@@ -2,7 +2,7 @@
 
 Scalars go to TensorBoard (clu's writer, process 0 only) and, for tools that read curves back
 without TensorFlow (the ablation), to `metrics.jsonl` (`metrics_log`). Every write passes through
-the checkpointer's storage-error translation, so a full disk ends training with one line.
+the workdir's storage-error translation (`storage.Writes`), so a full disk ends training with one line.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import ml_collections
 from absl import logging
 from clu import metric_writers, parameter_overview, periodic_actions
 
-from inception_flax import checkpoint, metrics_log
+from inception_flax import metrics_log, storage
 
 
 class Reporter:
@@ -23,11 +23,11 @@ class Reporter:
         self,
         config: ml_collections.ConfigDict,
         workdir: str,
-        ckpt: checkpoint.Checkpointer,
+        writes: storage.Writes,
         total_steps: int,
         steps_per_epoch: int,
     ):
-        self.config, self.workdir, self.ckpt = config, workdir, ckpt
+        self.config, self.workdir, self.writes = config, workdir, writes
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
         self.is_main = jax.process_index() == 0
         self.writer = metric_writers.create_default_writer(workdir, just_logging=not self.is_main, asynchronous=True)
@@ -52,7 +52,7 @@ class Reporter:
         self.train_metrics, self.last_log = None, (time.time(), step)
         if first and step == 0 and self.is_main:
             hparams = {k: v for k, v in self.config.to_dict().items() if not isinstance(v, dict | list | tuple)}
-            with self.ckpt.writing("Writing TensorBoard summaries", self.workdir):
+            with self.writes.writing("Writing TensorBoard summaries", self.workdir):
                 self.writer.write_hparams(hparams)
             logging.info("%s", parameter_overview.get_parameter_overview(params, include_stats=False))
 
@@ -77,20 +77,20 @@ class Reporter:
         self.write(step, {f"eval_{k}": v for k, v in result.items()})
 
     def write(self, step: int, scalars: dict[str, Any]) -> None:
-        with self.ckpt.writing("Writing metrics", self.workdir):
+        with self.writes.writing("Writing metrics", self.workdir):
             self.writer.write_scalars(step, scalars)
             if self.is_main:
                 metrics_log.append(self.workdir, step, step / self.steps_per_epoch, scalars)
 
     def flush(self) -> None:
-        with self.ckpt.writing("Writing metrics", self.workdir):
+        with self.writes.writing("Writing metrics", self.workdir):
             self.writer.flush()
 
     def close(self) -> None:
         """Closes the writer; after a storage error already raised, a second one is only logged."""
-        already_failed = self.ckpt.failed
+        already_failed = self.writes.failed
         try:
-            with self.ckpt.writing("Writing TensorBoard summaries", self.workdir):
+            with self.writes.writing("Writing TensorBoard summaries", self.workdir):
                 self.writer.close()
         except Exception as e:
             if not already_failed:

@@ -14,13 +14,14 @@ errors), so text is what is matched. No jax, no TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from absl import logging
@@ -183,6 +184,36 @@ def failure(
     elif checkpoint_dir is not None:
         message += f" There is no complete checkpoint in {checkpoint_dir}: a rerun starts from scratch."
     return StorageError(code, message)
+
+
+class Writes:
+    """A workdir's writes: storage faults inside `writing` become one StorageError naming what a
+    restart resumes from (the newest complete step of `checkpoint_dir`); `failed` remembers one."""
+
+    def __init__(self, checkpoint_dir: str, newest_step: Callable[[], int | None]):
+        self.checkpoint_dir, self.newest_step = checkpoint_dir, newest_step
+        self.failed = False
+
+    def translate(self, operation: str, path: str, error: BaseException, **details) -> StorageError | None:
+        """`failure` for this workdir; None when `error` is not a storage fault."""
+        found = failure(
+            operation, path, error, newest_step=self.newest_step(), checkpoint_dir=self.checkpoint_dir, **details
+        )
+        self.failed = self.failed or found is not None
+        return found
+
+    @contextlib.contextmanager
+    def writing(self, operation: str, path: str) -> Iterator[None]:
+        """`with writes.writing("Writing metrics", path):` turns a storage fault inside into a StorageError."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as e:
+            found = self.translate(operation, path, e)
+            if found is None:
+                raise
+            raise found from e
 
 
 # ------------------------------------------------------------------------------- reading back

@@ -117,7 +117,7 @@ def train_and_evaluate(
     storage.check_workdir(workdir, state_bytes)  # before anything is written or compiled
 
     ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints, async_save=True, state_bytes=state_bytes)
-    report = reporting.Reporter(config, workdir, ckpt, total_steps, recipe.steps_per_epoch)
+    report = reporting.Reporter(config, workdir, ckpt.writes, total_steps, recipe.steps_per_epoch)
     # The config travels with every step, so evaluate.py needs no flags for this workdir.
     meta = checkpoint.make_meta(
         config.model, architecture(config, model.num_classes), config=json.loads(config.to_json_best_effort())

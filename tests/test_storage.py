@@ -18,7 +18,7 @@ import pytest
 from clu import metric_writers
 
 from inception_flax import checkpoint, reporting, storage, train
-from tests.test_train import overrides_as_flags, restore_state, run_script, tiny_config
+from tests.helpers import overrides_as_flags, restore_state, run_script, tiny_config
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_a_tensorboard_write_failing_in_the_background_stops_at_the_next_write(t
     raises the one StorageError, and closing afterwards only logs."""
     ckpt = checkpoint.Checkpointer(str(tmp_path), async_save=False)
     config = ml_collections.ConfigDict({"log_every_steps": 1, "profile": False, "batch_size": 8})
-    report = reporting.Reporter(config, str(tmp_path), ckpt, total_steps=4, steps_per_epoch=2)
+    report = reporting.Reporter(config, str(tmp_path), ckpt.writes, total_steps=4, steps_per_epoch=2)
     report.writer = metric_writers.AsyncWriter(FullDiskWriter())
     report.write(1, {"loss": 1.0})  # queued; fails in the background
     with pytest.raises(

@@ -22,7 +22,7 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from inception_flax import config_base, faults, paths, preflight, recipe, train
+from inception_flax import config_base, faults, paths, preflight, train
 
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
@@ -95,8 +95,6 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
         if paths.path(path).exists():
             recorded = json.loads(paths.read_text(path))
             wanted = _settings(config)
-            # Runs recorded before some fields existed, or under old field names.
-            recorded = config_base.upgrade_recorded({**recipe.implied_before(wanted), **recorded})
             diff = sorted(k for k in recorded.keys() | wanted.keys() if recorded.get(k) != wanted.get(k))
             if diff:
                 clashes.append(

@@ -8,7 +8,6 @@ from inception_flax.evaluation.evaluator import Evaluator
 from inception_flax.evaluation.labels import class_names, dataset_class_names, imagenet_words
 from inception_flax.evaluation.protocols import NUM_VIEWS, Protocol
 from inception_flax.evaluation.runner import EvalRequest, evaluate, format_table, read_exclude_list, record_path
-from inception_flax.mesh import make_mesh, to_global  # also here for importers of the old place
 
 __all__ = [
     "NUM_VIEWS",
@@ -20,8 +19,6 @@ __all__ = [
     "evaluate",
     "format_table",
     "imagenet_words",
-    "make_mesh",
     "read_exclude_list",
     "record_path",
-    "to_global",
 ]
