@@ -6,7 +6,7 @@ r"""The residual-vs-plain ablation (paper section 3.3, Figs. 21-26), one named a
     python scripts/train.py --config configs/ablation.py:plain --workdir /tmp/plain         # one arm alone
     python scripts/train.py --config configs/ablation.py:v4,imagenet --workdir gs://B/v4    # one ImageNet arm
 
-Arms (`get_config("<arm>[,cpu|pilot|imagenet]")`); each changes only what its line says:
+Arms (`get_config("<arm>[,cpu|pilot|imagenet][,runlocal]")`); each changes only what its line says:
 - `ir_v2` (also `residual`): Inception-ResNet-v2 as released (residual scales 0.17 / 0.10 / 0.20).
 - `plain`: `ir_v2` without its 40 shortcuts (`residual=False`). Each block's 1x1 projection then
   ends in BatchNorm instead of a bias (`plain_bn`, as every other convolution of the network):
@@ -140,9 +140,8 @@ def get_study(name: str) -> Study:
 
 
 def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
-    arm, _, scale = (arg or "ir_v2").partition(",")
-    if arm not in ARMS:
-        raise ValueError(f"Unknown arm {arm!r}; arms: {', '.join(ARMS)}.")
+    parsed = common.parse_arg(arg, arm=tuple(ARMS), scale=("cpu", "pilot", "imagenet"))
+    arm, scale = parsed["arm"] or "ir_v2", parsed["scale"] or "cpu"
     model, options = ARMS[arm]
     c = common.get_base_config()
     c.model = model
@@ -156,7 +155,7 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
     # every update by 1e-11 and it never learns (a pilot with the clip: at chance after 4 epochs at
     # 0.005 and at 0.015). RMSProp normalises each parameter's step without it.
     c.grad_clip_norm = 0.0
-    if scale in ("", "cpu", "pilot"):
+    if scale in ("cpu", "pilot"):
         c.dataset = "inception_digits"
         c.train_split = "train[300:]"  # 1,197 digits: 37 steps an epoch
         c.eval_split = "train[:300]"  # validation; the test digits are scored once, at the end
@@ -185,6 +184,4 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
         c.checkpoint_every_steps = 111
         c.profile = False
         c.compilation_cache_dir = "~/.cache/inception_flax/xla"
-    elif scale != "imagenet":
-        raise ValueError(f"Unknown scale {scale!r} in {arg!r}; use cpu (default), pilot or imagenet.")
-    return c
+    return common.runlocal(c) if parsed["runlocal"] else c

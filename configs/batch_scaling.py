@@ -43,9 +43,8 @@ def get_study(name: str = "cpu") -> Study:
 
 
 def get_config(arg: str | None = "b32") -> ml_collections.ConfigDict:
-    arm, _, _ = (arg or "b32").partition(",")
-    if arm not in BATCHES:
-        raise ValueError(f"Unknown arm {arm!r}; arms: {', '.join(BATCHES)}.")
+    parsed = common.parse_arg(arg, arm=tuple(BATCHES), scale=("cpu",))
+    arm = parsed["arm"] or "b32"
     c = common.get_base_config()
     c.model = "inception_resnet_v2"
     c.model_options = ml_collections.ConfigDict({"residual": True})
@@ -80,4 +79,4 @@ def get_config(arg: str | None = "b32") -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = 5 * per_epoch
     c.profile = False
     c.compilation_cache_dir = "~/.cache/inception_flax/xla"
-    return c
+    return common.runlocal(c) if parsed["runlocal"] else c

@@ -15,11 +15,13 @@ no more than the default 10 epochs.
 import ml_collections
 
 from inception_flax import config_base as common
+from inception_flax.models import registry
 
 
 def get_config(arg: str | None = "inception_v4") -> ml_collections.ConfigDict:
+    parsed = common.parse_arg(arg, model=tuple(registry.names()))
     c = common.get_base_config()
-    c.model = arg or "inception_v4"
+    c.model = parsed["model"] or "inception_v4"
     c.init_from = ""  # required: --config.init_from=<converted weights or workdir>
     c.dataset = ""  # required: --config.dataset=folder:<root> (or a TFDS name)
     c.image_size = 299
@@ -41,4 +43,6 @@ def get_config(arg: str | None = "inception_v4") -> ml_collections.ConfigDict:
     c.eval_every_steps = 500
     c.checkpoint_every_steps = 500
     c.profile = False
+    if parsed["runlocal"]:  # the embedded digits, without weights: a smoke run of the fine-tuning recipe
+        c = common.runlocal(c)
     return c
