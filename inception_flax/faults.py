@@ -20,6 +20,8 @@ from typing import Any
 import jax
 from absl import logging
 
+from inception_flax import jax_private
+
 _barrier_ids = itertools.count()
 
 
@@ -128,16 +130,10 @@ class Preemption:
 _FAILED = "inception_flax/failed/"  # coordination-service keys: one per process that failed
 
 
-def _client():
-    from jax._src import distributed  # the coordination-service client; jax has no public handle
-
-    return distributed.global_state.client
-
-
 def announce_failure(message: str) -> None:
     """Multi-process: records in the coordination service that this process failed, and why."""
     if jax.process_count() > 1:
-        _client().key_value_set(f"{_FAILED}{jax.process_index()}", message[:4000])
+        jax_private.coordination_client().key_value_set(f"{_FAILED}{jax.process_index()}", message[:4000])
 
 
 class PeerWatch:
@@ -159,7 +155,7 @@ class PeerWatch:
             self._thread.start()
 
     def _watch(self) -> None:
-        me, client = jax.process_index(), _client()
+        me, client = jax.process_index(), jax_private.coordination_client()
         while not self._stop.wait(self.poll_s):
             try:
                 entries = client.key_value_dir_get(_FAILED)

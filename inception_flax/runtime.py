@@ -2,6 +2,7 @@
 
 import ctypes
 import ctypes.util
+import importlib.metadata
 import logging
 import os
 import sys
@@ -11,21 +12,34 @@ from inception_flax import storage
 # XLA's CPU backend (jax 0.10) hands convolutions to YNNPACK by default, which is slower than
 # PyTorch eager on Inception's shapes (1x1, 3x3, 1x7, 7x1, stride-2 VALID). This flag makes it emit
 # plain convolutions (Eigen over oneDNN sgemm) instead, which are faster on those shapes
-# (measurements with processor and date: docs/performance.md). It changes nothing on TPU/GPU.
+# (measurements with processor and date: docs/performance.md). Set only where jax runs on the CPU.
 FAST_CPU_CONV_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 
 
 def use_fast_cpu_convolutions() -> None:
-    """Appends the CPU convolution flag to XLA_FLAGS (keeping the caller's flags); call before importing jax.
+    """Appends the CPU convolution flag to XLA_FLAGS (keeping the caller's flags) when jax will run on
+    the CPU; call before importing jax.
 
-    `INCEPTION_FLAX_CPU_CONV_FLAG=0` leaves XLA_FLAGS alone (e.g. on a GPU host whose jax build may
-    not know the flag: XLA aborts on unknown flags).
+    jax is not imported yet, so "the CPU" means: no accelerator plugin is installed (jax's CUDA or
+    ROCm plugins, libtpu) and JAX_PLATFORMS, if set, names the CPU. Elsewhere XLA_FLAGS is left
+    alone: a GPU build may abort on a flag it does not know.
     """
-    if os.environ.get("INCEPTION_FLAX_CPU_CONV_FLAG", "1") == "0":
+    if not _cpu_backend_expected():
         return
     flags = os.environ.get("XLA_FLAGS", "")
     if FAST_CPU_CONV_FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {FAST_CPU_CONV_FLAG}".strip()
+
+
+_ACCELERATOR_DISTRIBUTIONS = ("jax-cuda", "jax-rocm", "libtpu")  # name prefixes of jax's accelerator plugins
+
+
+def _cpu_backend_expected() -> bool:
+    platforms = os.environ.get("JAX_PLATFORMS", "").lower()
+    if platforms:
+        return platforms.split(",")[0].strip() == "cpu"
+    names = (str(d.metadata["Name"] or "").lower().replace("_", "-") for d in importlib.metadata.distributions())
+    return not any(name.startswith(_ACCELERATOR_DISTRIBUTIONS) for name in names)
 
 
 def release_freed_memory() -> bool:

@@ -17,11 +17,7 @@ from clu import metrics
 
 from inception_flax import models
 from inception_flax.recipe import Recipe
-
-
-def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
-    k = min(k, logits.shape[-1])
-    return jnp.any(jax.lax.top_k(logits, k)[1] == labels[:, None], axis=-1).astype(jnp.float32)
+from inception_flax.scoring import topk_correct
 
 
 @flax.struct.dataclass

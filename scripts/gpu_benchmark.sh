@@ -6,7 +6,6 @@
 set -euo pipefail
 out=${1:-/tmp/gpu_benchmark}
 mkdir -p "$out"
-export INCEPTION_FLAX_CPU_CONV_FLAG=0  # the XLA CPU flag is for CPU runs only
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 for model in inception_v4 inception_resnet_v2; do
   python3 scripts/benchmark.py --model "$model" --mode train --dtype bfloat16 --batch_size "${BATCH:-128}" \

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 from inception_flax import data, faults, models
 from inception_flax.evaluation.protocols import Protocol
 from inception_flax.mesh import make_mesh, shardings, to_global
-from inception_flax.step import topk_correct
+from inception_flax.scoring import topk_correct
 
 
 class Evaluator:

@@ -56,13 +56,15 @@ def scaled(features: int, width: float) -> int:
 
 
 class Conv(nn.Conv):
-    """`nn.Conv` (same parameters, same results) whose 1x1 stride-1 case is a product over channels.
+    """`nn.Conv` (same parameters, same results) whose 1x1 stride-1 case is, on the CPU backend
+    only, a product over channels.
 
     XLA's CPU backend computes a convolution's kernel gradient from a transposed copy of its input,
     and builds that copy with a fusion that recomputes the input's producers: behind a chain of
     Inception-ResNet blocks it re-adds every earlier residual sum, once per consumer (quadratic in
     depth; most of the IR-v2 training step on CPU, docs/performance.md). A `dot_general` reads its operands as they
-    are, so the 1x1 layers (most of those that read a block's output) need no such copy.
+    are, so the 1x1 layers (most of those that read a block's output) need no such copy. TPUs and
+    GPUs run their own convolution kernels, so elsewhere the layer is `nn.Conv`'s convolution.
     Grouped or dilated convolutions and explicit paddings are not supported (the networks use none).
     """
 
@@ -76,7 +78,7 @@ class Conv(nn.Conv):
         kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
         bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         x, kernel, bias = nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
-        if tuple(self.kernel_size) == (1, 1) and strides == (1, 1):
+        if tuple(self.kernel_size) == (1, 1) and strides == (1, 1) and jax.default_backend() == "cpu":
             y = jax.lax.dot_general(x, kernel[0, 0], (((x.ndim - 1,), (0,)), ((), ())), precision=self.precision)
         else:
             y = jax.lax.conv_general_dilated(
