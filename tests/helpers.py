@@ -1,12 +1,20 @@
 """Shared test utilities."""
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from inception_flax import models
+from configs import inception_resnet_v1
+from inception_flax import checkpoint, metrics_log, models
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def random_variables(model, image_size: int, seed: int = 0) -> dict:
@@ -99,3 +107,88 @@ def make_imagenet_archives(manual) -> None:
     with tarfile.open(manual / "ILSVRC2012_img_val.tar", "w") as val:
         for k in range(1, 6):
             add(val, f"ILSVRC2012_val_{k:08d}.JPEG", jpeg(100 + k))
+
+
+# ------------------------------------------------------------------ tiny training runs
+def tiny_config(tfds_dir, **overrides):
+    """Inception-ResNet-v1 runlocal at batch 8 for 6 steps on the digits in `tfds_dir`."""
+    c = inception_resnet_v1.get_config("runlocal")
+    c.data_dir = tfds_dir
+    c.batch_size = c.base_batch_size = 8
+    c.num_train_steps = 6
+    c.log_every_steps = 1
+    c.eval_every_steps = 6
+    c.checkpoint_every_steps = 2
+    c.eval_split = "test[:20]"
+    c.shuffle_buffer = 200
+    for k, v in overrides.items():
+        setattr(c, k, v)
+    return c
+
+
+def overrides_as_flags(tfds_dir, **overrides):
+    """The same tiny config on the command line."""
+    c = tiny_config(tfds_dir, **overrides)
+    base = inception_resnet_v1.get_config("runlocal")
+    flags = [f"--config={ROOT / 'configs' / 'inception_resnet_v1.py'}:runlocal"]
+    for key, value in c.items():
+        if key != "model_options" and base[key] != value:
+            flags.append(f"--config.{key}={value}")
+    return flags
+
+
+def run_script(args, env_extra=None, **kwargs):
+    """scripts/train.py with `args` in a subprocess (stdout and stderr together)."""
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def loss_history(workdir) -> np.ndarray:
+    """The mean training loss at each log step, as the run wrote it to metrics.jsonl."""
+    return np.array([row["train_loss"] for row in metrics_log.read(str(workdir)) if "train_loss" in row])
+
+
+def finished(proc, timeout: float = 900) -> str:
+    """Waits for a run_script process; its output, asserting it succeeded."""
+    out, _ = proc.communicate(timeout=timeout)
+    # A crash ends with Python's list of extension modules: show what came before it too.
+    assert proc.returncode == 0, out.split("Extension modules:")[0][-3000:]
+    return out
+
+
+def restore_state(workdir, step):
+    """Every array of a saved training state, as numpy (whatever topology saved it)."""
+    path = Path(checkpoint.checkpoint_dir(str(workdir))) / str(step) / "state"
+    names = ("step", "params", "batch_stats", "opt_state", "ema_params", "rng")
+    return checkpoint._restore_subtrees(str(path), names)
+
+
+def counting(monkeypatch, owner, name):
+    """Replaces owner.name by a wrapper that counts its calls."""
+    calls, original = [], getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+class TinyNet(nn.Module):
+    """A network with the train step's calling convention, small enough to compile in a second."""
+
+    num_classes: int = 3
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(jnp.mean(x, axis=(1, 2)))
+        return nn.Dense(self.num_classes)(x)

@@ -20,8 +20,20 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, overrides_as_flags
+
 TRAIN = ROOT / "scripts" / "train.py"
+
+
+HEARTBEAT = 10  # s; --heartbeat_timeout
+# s; --shutdown_timeout: the final barrier (process 0 finishes its last save and eval up to ~45 s after the others here)
+SHUTDOWN = 120
+
+
+def two_process_flags(tfds_dir, workdir, steps: int) -> list[str]:
+    """The tiny run's train.py flags for two processes (two data shards, a checkpoint every 4 steps)."""
+    overrides = dict(num_train_steps=steps, eval_every_steps=steps, checkpoint_every_steps=4, data_shards=2)
+    return [*overrides_as_flags(tfds_dir, **overrides), f"--workdir={workdir}"]
 
 
 def free_port() -> int:

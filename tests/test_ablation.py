@@ -1,11 +1,9 @@
 """The ablation study: statistics against hand-computed numbers, and a tiny study end to end."""
 
 import dataclasses
-import importlib
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +12,9 @@ import time
 import pytest
 from scipy import stats as scipy_stats
 
-from inception_flax import ablation, config_base
+from inception_flax import ablation
 from inception_flax.ablation.stats import Point, clopper_pearson, holm, kaplan_meier, paired, summarize_arm, tost
-from tests.test_train import ROOT
+from tests.helpers import ROOT
 
 
 def curve(arm, seed, errors, steps=(10, 20, 30, 40)):
@@ -248,27 +246,6 @@ def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypat
     runner.run_study(str(tmp_path), runs, progress=said.append, test_split="test")
     assert "stopped at step 40 for preemption" in said[-1]
     assert not (tmp_path / runs[1][0] / "seed0" / "done.json").exists() and not (tmp_path / runs[2][0]).exists()
-
-
-def test_a_study_recorded_before_a_field_was_renamed_is_still_accepted(tmp_path):
-    """`run.json` of the CPU study's plain/seed0 as recorded before `rmsprop_momentum` became
-    `momentum` (2026-12-01): the same settings under today's names, so the study resumes."""
-    from inception_flax.ablation import runner
-
-    config_module = importlib.import_module("configs.ablation")
-    runs = [
-        r for r in runner.run_configs(config_module.get_config, config_module.get_study("cpu")) if r[:2] == ("plain", 0)
-    ]
-    run_dir = runner.run_dir(str(tmp_path), "plain", 0)
-    os.makedirs(run_dir)
-    shutil.copy(
-        ROOT / "tests" / "fixtures" / "ablation" / "plain_seed0_run.json",
-        os.path.join(run_dir, runner.SETTINGS_FILE),
-    )
-    runner.check_workdir(str(tmp_path), runs)  # accepted
-    runs[0][2].momentum = 0.5
-    with pytest.raises(config_base.ConfigError, match=r"momentum: 0.9 -> 0.5"):
-        runner.check_workdir(str(tmp_path), runs)
 
 
 @pytest.mark.parametrize("scale", ["cpu", "imagenet"])

@@ -1,10 +1,7 @@
 """Every field of the base config has a range check, and every experiment config passes it."""
 
 import importlib
-import logging
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import ml_collections
@@ -55,7 +52,6 @@ BAD = {
     "warmup_epochs": [-1.0],
     "rmsprop_decay": [1.0, -0.1],
     "momentum": [1.0],
-    "rmsprop_momentum": [1.0, -0.5],
     "rmsprop_epsilon": [0.0, -1.0],
     "grad_clip_norm": [-2.0],
     "lr_schedule": ["cosine"],
@@ -133,32 +129,6 @@ def test_unknown_and_missing_fields():
         config_base.check(c)
 
 
-def test_an_old_field_name_still_works_with_a_warning(caplog):
-    """`rmsprop_momentum` (renamed `momentum`, which SGD uses too) still sets momentum, with a warning."""
-    config = config_base.get_base_config()
-    config.rmsprop_momentum = 0.5
-    with caplog.at_level(logging.WARNING):
-        config_base.check(config)
-    assert config.momentum == 0.5 and config.rmsprop_momentum is None
-    assert "config.rmsprop_momentum is now called config.momentum: using momentum=0.5 (instead of 0.9)" in caplog.text
-    caplog.clear()
-    config_base.check(config)  # checked again (a second check changes nothing): nothing moves, no second warning
-    assert config.momentum == 0.5 and "rmsprop_momentum" not in caplog.text
-
-
-def test_an_old_field_name_still_works_on_the_command_line():
-    out = subprocess.run(
-        [sys.executable, "scripts/schedule.py", "--config=configs/demo.py", "--config.rmsprop_momentum=0.5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "config.rmsprop_momentum is now called config.momentum: using momentum=0.5" in out.stderr
-
-
 def test_every_field_has_help_and_the_docs_list_them_all():
     assert all(field.help.strip() for field in config_base.FIELDS.values())
     with open(ROOT / "docs" / "configuration.md") as f:
@@ -176,9 +146,41 @@ def test_an_input_smaller_than_the_networks_accept_is_refused_by_the_field_check
         config_base.check(config)
 
 
-@pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2", "demo"])
-def test_a_mistyped_config_argument_is_an_error_not_the_full_run(name):
+@pytest.mark.parametrize(
+    ("name", "known"),
+    [
+        ("inception_v3", "none or 'runlocal'"),
+        ("inception_v4", "none or 'runlocal'"),
+        ("inception_resnet_v1", "none or 'runlocal'"),
+        ("inception_resnet_v2", "none or 'runlocal'"),
+        ("demo", "none or 'runlocal'"),
+        (
+            "ablation",
+            "arm: plain, ir_v2, residual, v3, ir_v1, v4, scale1.0, scale0.3, scale0.1; scale: cpu, pilot, imagenet",
+        ),
+        ("batch_scaling", "arm: b16, b32, b64, b128; scale: cpu"),
+        ("finetune", "model: inception_resnet_v1, inception_resnet_v2, inception_v3, inception_v4"),
+    ],
+)
+def test_config_arguments_are_strict_and_every_config_takes_runlocal(name, known):
+    """A mistyped argument is an error naming what the config takes, never the full run; `runlocal`
+    shrinks any config (with its other words) to the 20-step smoke run on the digits."""
     module = importlib.import_module(f"configs.{name}")
-    with pytest.raises(ValueError, match="Unknown config argument 'runloacl': this config takes none or 'runlocal'"):
+    with pytest.raises(ValueError, match=r"Unknown config argument 'runloacl' in 'runloacl'; this config takes ") as e:
         module.get_config("runloacl")
-    assert module.get_config("runlocal").num_train_steps == 20
+    assert known in str(e.value)
+    local = module.get_config("runlocal")
+    assert (local.num_train_steps, local.dataset, local.batch_size) == (20, "inception_digits", 16)
+    config_base.check(local)
+
+
+def test_config_arguments_combine_and_refuse_two_of_a_kind():
+    ablation = importlib.import_module("configs.ablation")
+    local = ablation.get_config("v4,runlocal")
+    assert local.model == "inception_v4" and local.num_train_steps == 20
+    assert ablation.get_config("imagenet").model == "inception_resnet_v2"  # the default arm at a named scale
+    with pytest.raises(ValueError, match="names two arms: 'v3' and 'v4'"):
+        ablation.get_config("v3,v4")
+    with pytest.raises(ValueError, match="Unknown config argument 'ir_v3'"):
+        ablation.get_config("ir_v3,cpu")
+    assert importlib.import_module("configs.finetune").get_config("inception_v3,runlocal").model == "inception_v3"

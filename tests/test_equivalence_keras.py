@@ -12,29 +12,11 @@ import pytest
 
 from inception_flax import models, weights
 from tests.helpers import max_rel_error
+from tests.references import randomize
 
 keras = pytest.importorskip("keras")
 
 SIZE = 139  # not 299, to keep it fast; still leaves 3x3 maps at the last stage, so pooled borders matter
-
-
-def randomize(keras_model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in keras_model.layers:
-        current = layer.get_weights()
-        if not current:
-            continue
-        if type(layer).__name__ == "BatchNormalization":
-            beta, mean, var = current  # scale=False in both Keras Inception models
-            new = [rng.normal(0, 0.1, beta.shape), rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2.0, var.shape)]
-        else:
-            kernel = current[0]
-            fan_in = np.prod(kernel.shape[:-1])
-            new = [rng.normal(0, np.sqrt(2 / fan_in), kernel.shape)] + [
-                rng.normal(0, 0.1, w.shape) for w in current[1:]
-            ]
-        layer.set_weights([w.astype(np.float32) for w in new])
-    return keras_model
 
 
 @pytest.fixture(scope="module")

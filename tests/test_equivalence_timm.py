@@ -11,6 +11,7 @@ import pytest
 
 from inception_flax import models, weights
 from tests.helpers import max_rel_error
+from tests.references import randomized_timm, run_timm
 
 torch = pytest.importorskip("torch", reason="torch/timm not installed (pip install -r requirements-test.txt)")
 timm = pytest.importorskip("timm", reason="timm not installed (pip install -r requirements-test.txt)")
@@ -18,33 +19,8 @@ timm = pytest.importorskip("timm", reason="timm not installed (pip install -r re
 SIZE = 299  # timm's inception_v3 aux head needs the full 17x17 map
 
 
-def randomized_timm(name, seed=0, random_gamma=False, **kwargs):
-    torch.manual_seed(seed)
-    model = timm.create_model(name, pretrained=False, **kwargs).eval()
-    new = {}
-    for key, value in model.state_dict().items():
-        if key.endswith(("running_mean", "bias")):
-            new[key] = torch.randn_like(value) * 0.1
-        elif key.endswith("running_var"):
-            new[key] = torch.rand_like(value) * 1.5 + 0.5
-        elif key.endswith("bn.weight"):
-            new[key] = torch.rand_like(value) + 0.5 if random_gamma else torch.ones_like(value)
-        elif key.endswith("weight"):
-            new[key] = torch.randn_like(value) * np.sqrt(2 / np.prod(value.shape[1:]))
-        else:
-            new[key] = value
-    model.load_state_dict(new)
-    return model
-
-
 def images(n=2, size=SIZE, seed=1):
     return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, 3)).astype(np.float32)
-
-
-def run_timm(model, x):
-    with torch.no_grad():
-        out = model(torch.from_numpy(x).permute(0, 3, 1, 2))
-    return [o.numpy() for o in out] if isinstance(out, tuple) else out.numpy()
 
 
 @pytest.mark.parametrize("name", ["inception_v3", "inception_v4", "inception_resnet_v2"])

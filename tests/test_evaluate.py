@@ -15,8 +15,7 @@ from PIL import Image
 
 from inception_flax import checkpoint, config_base, data, evaluation, finetune, models, preflight, train
 from inception_flax.data import preprocessing
-from tests.helpers import random_variables
-from tests.test_train import ROOT, tiny_config
+from tests.helpers import ROOT, random_variables, tiny_config
 
 SIZE = 64
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from inception_flax import checkpoint, faults, train
-from tests.test_train import restore_state, tiny_config
+from tests.helpers import restore_state, tiny_config
 
 
 def poison(positions):

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 from inception_flax import config_base, paths, preflight
-from tests.helpers import make_imagenet_archives
-from tests.test_train import ROOT, overrides_as_flags, restore_state, tiny_config
+from tests.helpers import ROOT, make_imagenet_archives, overrides_as_flags, restore_state, tiny_config
 
 
 def run(script, *args, env, cwd, wait=True):
@@ -125,7 +124,7 @@ def test_weights_converted_into_and_predicted_from_a_bucket(gcs_server, tmp_path
     safetensors_torch = pytest.importorskip("safetensors.torch")
     from sklearn.datasets import load_sample_images
 
-    from tests.test_equivalence_timm import randomized_timm
+    from tests.references import randomized_timm
 
     state = randomized_timm("inception_v3", num_classes=5).state_dict()
     local = tmp_path / "model.safetensors"

@@ -7,8 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from inception_flax import data
-from tests.helpers import make_imagenet_archives
-from tests.test_train import ROOT
+from tests.helpers import ROOT, make_imagenet_archives
 
 
 @pytest.fixture(scope="module")

@@ -13,26 +13,19 @@ import jax
 import numpy as np
 import pytest
 
-from tests.procs import Processes
-from tests.test_train import _history, finished, overrides_as_flags, restore_state, run_script
+from tests.helpers import finished, loss_history, restore_state, run_script
+from tests.procs import HEARTBEAT, SHUTDOWN, Processes, two_process_flags
 
 pytestmark = pytest.mark.faults
 
 STEPS = 12
-HEARTBEAT = 10  # s; --heartbeat_timeout
-SHUTDOWN = 120  # s; --shutdown_timeout: the final barrier (process 0 finishes its last save and eval up to ~45 s after the others here)
-
-
-def _flags(tfds_dir, workdir):
-    overrides = dict(num_train_steps=STEPS, eval_every_steps=STEPS, checkpoint_every_steps=4, data_shards=2)
-    return [*overrides_as_flags(tfds_dir, **overrides), f"--workdir={workdir}"]
 
 
 def _run(tfds_dir, workdir, logdir, fault=None, timeout=900):
     """Runs the two-process job to its end (or applies `fault(job)` first); returns [(code, output)]."""
     with Processes(
         2,
-        _flags(tfds_dir, workdir),
+        two_process_flags(tfds_dir, workdir, STEPS),
         logdir,
         distributed_flags=[f"--heartbeat_timeout={HEARTBEAT}", f"--shutdown_timeout={SHUTDOWN}"],
     ) as job:
@@ -51,12 +44,13 @@ def reference(tfds_dir, tmp_path_factory):
 
 
 def test_two_processes_match_one(tfds_dir, tmp_path, reference):
-    single = run_script(_flags(tfds_dir, tmp_path / "one"), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
-    h_one = _history(single)
-    for i in range(2):
-        out = (reference / "logs" / f"process{i}.log").read_text()
-        h_two = np.array([loss for _, loss in finished(out)["train_loss_history"]])
-        np.testing.assert_allclose(h_two, h_one, rtol=1e-4)
+    single = run_script(
+        two_process_flags(tfds_dir, tmp_path / "one", STEPS), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    )
+    finished(single)
+    h_one = loss_history(tmp_path / "one")
+    assert len(h_one) == STEPS
+    np.testing.assert_allclose(loss_history(reference), h_one, rtol=1e-4)
 
 
 def _after_first_checkpoint(workdir):
@@ -119,7 +113,9 @@ def test_sigkill_of_one_process_stops_the_other_and_a_restart_resumes(tfds_dir, 
             assert code2 == 0, out2.split("Extension modules:")[0][-3000:]
         jax.tree.map(np.testing.assert_array_equal, restore_state(reference, STEPS), restore_state(workdir, STEPS))
     else:  # a changed topology: one process with two devices, the same two data shards
-        single = run_script(_flags(tfds_dir, workdir), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        single = run_script(
+            two_process_flags(tfds_dir, workdir, STEPS), {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+        )
         out2, _ = single.communicate(timeout=900)
         assert single.returncode == 0 and "Resumed inception_resnet_v1 from step" in out2, out2[-3000:]
         a, b = restore_state(reference, STEPS), restore_state(workdir, STEPS)

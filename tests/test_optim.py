@@ -2,7 +2,6 @@
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -11,6 +10,7 @@ import optax
 import pytest
 
 from inception_flax import config_base, optim, recipe, step
+from tests.helpers import TinyNet
 
 
 def test_rmsprop_matches_tf1_rmsprop_optimizer():
@@ -59,21 +59,10 @@ def test_gradient_clipping_at_global_norm():
     assert float(optax.global_norm(updates)) == pytest.approx(2.0, rel=1e-5)
 
 
-class _Tiny(nn.Module):
-    """A network with the train step's calling convention, small enough to compile in a second."""
-
-    num_classes: int = 3
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(jnp.mean(x, axis=(1, 2)))
-        return nn.Dense(self.num_classes)(x)
-
-
 def test_non_finite_step_leaves_the_state_bitwise_unchanged():
     c = config_base.get_base_config()
     c.batch_size = c.base_batch_size = 4
-    model = _Tiny()
+    model = TinyNet()
     r = recipe.resolve(c, 40)
     tx = optim.create_optimizer(c, r.learning_rate)
     images = np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32)

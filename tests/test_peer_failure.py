@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import Processes
-from tests.test_multiprocess import HEARTBEAT, SHUTDOWN, _flags
+from tests.procs import HEARTBEAT, SHUTDOWN, Processes, two_process_flags
 
 FAULT_SCRIPT = Path(__file__).resolve().parent / "fault_train.py"
 STEPS, RAISE_AT = 12, 6  # a process raises at global batch 6 (step 7), after the checkpoint of step 4
@@ -22,7 +21,9 @@ STEPS, RAISE_AT = 12, 6  # a process raises at global batch 6 (step 7), after th
 def _launch(tfds_dir, workdir, logdir, env=None, script=None):
     flags = [f"--heartbeat_timeout={HEARTBEAT}", f"--shutdown_timeout={SHUTDOWN}"]
     kwargs = {"script": script} if script else {}
-    with Processes(2, _flags(tfds_dir, workdir), logdir, env=env, distributed_flags=flags, **kwargs) as job:
+    with Processes(
+        2, two_process_flags(tfds_dir, workdir, STEPS), logdir, env=env, distributed_flags=flags, **kwargs
+    ) as job:
         codes = job.wait(900)
         return [(code, ended, job.output(i)) for i, (code, ended) in enumerate(codes)]
 

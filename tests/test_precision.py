@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from inception_flax import step, train
-from tests.test_train import tiny_config
+from tests.helpers import tiny_config
 
 TOLERANCE = 0.02  # relative, per step (measured: at most 1.05%, Intel Xeon, 2026-12-03)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from inception_flax import config_base, optim, recipe, step
-from tests.test_optim import _Tiny
+from tests.helpers import TinyNet
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2", "demo", "finetune"]
@@ -97,7 +97,7 @@ def test_the_batchnorm_statistics_are_averaged_with_the_weights():
     c = config_base.get_base_config()
     c.batch_size = c.base_batch_size = c.decay_batch_size = 4
     c.ema_decay = 0.9
-    model = _Tiny()
+    model = TinyNet()
     r = recipe.resolve(c, 40)
     tx = optim.create_optimizer(c, r.learning_rate)
     images = np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32)

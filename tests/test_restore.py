@@ -3,8 +3,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -12,56 +10,8 @@ import pytest
 import tensorflow as tf
 
 from inception_flax import checkpoint, evaluation, models
-from tests.helpers import make_image_folder, max_rel_error, random_variables
-from tests.test_train import ROOT
-
-CLASSES = ["ant", "bee", "cat", "dog", "eel"]
-
-
-def run_script(script, *args):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def convert(source, model, path, output, *extra):
-    proc = run_script(
-        "convert_weights.py", f"--source={source}", f"--model={model}", f"--input={path}", f"--output={output}", *extra
-    )
-    return proc
-
-
-def check_evaluate_matches(weights_dir, tmp_path, predict_logits, image_size):
-    """evaluate.py on generated images with known labels == metrics from the reference's own logits."""
-    files = make_image_folder(tmp_path / "images", CLASSES, per_class=2)
-    out = tmp_path / "eval.json"
-    proc = run_script(
-        "evaluate.py",
-        f"--checkpoint={weights_dir}",
-        f"--dataset=folder:{tmp_path / 'images'}",
-        "--split=val",
-        f"--image_size={image_size}",
-        "--batch_size=4",
-        f"--json={out}",
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [result] = json.loads(out.read_text())
-    info = checkpoint.describe(str(weights_dir))
-    protocol = evaluation.Protocol("central", **info.meta["eval_defaults"])
-    views = np.stack([protocol.views(tf.constant(open(f, "rb").read()), image_size).numpy()[0] for f, _ in files])
-    logits = predict_logits(views)
-    offset = 1 if info.meta["background_class"] else 0
-    labels = np.array([y for _, y in files]) + offset
-    ranks = np.argsort(-logits, -1)
-    assert result["num_examples"] == len(files) == 10
-    assert result["top1"] == np.mean(ranks[:, 0] == labels)
-    assert result["top5"] == np.mean([y in r[:5] for y, r in zip(labels, ranks, strict=True)])
-    return result
+from tests.helpers import max_rel_error, random_variables
+from tests.references import check_evaluate_matches, convert, run_tool
 
 
 def test_timm_safetensors_convert_load_evaluate(tmp_path):
@@ -69,7 +19,7 @@ def test_timm_safetensors_convert_load_evaluate(tmp_path):
     safetensors_torch = pytest.importorskip("safetensors.torch")
     import torch
 
-    from tests.test_equivalence_timm import randomized_timm, run_timm
+    from tests.references import randomized_timm, run_timm
 
     tm = randomized_timm("inception_v3", num_classes=5)
     path = tmp_path / "model.safetensors"
@@ -99,7 +49,7 @@ def test_timm_safetensors_convert_load_evaluate(tmp_path):
 
 def test_keras_file_convert_load_evaluate(tmp_path):
     keras = pytest.importorskip("keras")
-    from tests.test_equivalence_keras import randomize
+    from tests.references import randomize
 
     km = randomize(
         keras.applications.InceptionV3(weights=None, classes=5, input_shape=(139, 139, 3), classifier_activation=None)
@@ -119,7 +69,7 @@ def test_convert_errors_write_nothing(tmp_path):
     pytest.importorskip("safetensors")
     from safetensors.numpy import save_file
 
-    from tests.test_equivalence_timm import randomized_timm
+    from tests.references import randomized_timm
 
     pytest.importorskip("timm")
     state = {k: v.numpy() for k, v in randomized_timm("inception_v3", num_classes=5).state_dict().items()}
@@ -161,7 +111,7 @@ def test_predict_on_photographs_and_a_corrupt_file(imagenet_weights, tmp_path):
 
     Image.open(photos[0]).convert("L").save(gray)
     out = tmp_path / "pred.json"
-    proc = run_script(
+    proc = run_tool(
         "predict.py", f"--checkpoint={path}", f"--json={out}", "--image_size=75", *photos, str(bad), str(gray)
     )
     assert proc.returncode == 1  # one file failed

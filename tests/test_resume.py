@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from inception_flax import checkpoint, config_base, preflight, storage, train
-from tests.test_train import tiny_config
+from tests.helpers import tiny_config
 
 ABSTRACT = {"w": jax.ShapeDtypeStruct((4,), np.float32)}
 

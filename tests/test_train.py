@@ -5,87 +5,24 @@ runs cover what needs a fresh process: SIGKILL + resume, 8 fake devices, two jax
 processes on 127.0.0.1, and the locked command line.
 """
 
-import ast
 import os
-import re
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-from configs import inception_resnet_v1
 from inception_flax import checkpoint, config_base, data, preflight, train
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(tfds_dir, **overrides):
-    c = inception_resnet_v1.get_config("runlocal")
-    c.data_dir = tfds_dir
-    c.batch_size = c.base_batch_size = 8
-    c.num_train_steps = 6
-    c.log_every_steps = 1
-    c.eval_every_steps = 6
-    c.checkpoint_every_steps = 2
-    c.eval_split = "test[:20]"
-    c.shuffle_buffer = 200
-    for k, v in overrides.items():
-        setattr(c, k, v)
-    return c
-
-
-def overrides_as_flags(tfds_dir, **overrides):
-    """The same tiny config on the command line."""
-    c = tiny_config(tfds_dir, **overrides)
-    base = inception_resnet_v1.get_config("runlocal")
-    flags = [f"--config={ROOT / 'configs' / 'inception_resnet_v1.py'}:runlocal"]
-    for key, value in c.items():
-        if key != "model_options" and base[key] != value:
-            flags.append(f"--config.{key}={value}")
-    return flags
-
-
-def run_script(args, env_extra=None, **kwargs):
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
-
-
-def finished(output: str) -> dict:
-    match = re.search(r"Finished: (\{.*\})", output)
-    assert match, output[-3000:]
-    return ast.literal_eval(match.group(1))
-
-
-def restore_state(workdir, step):
-    """Every array of a saved training state, as numpy (whatever topology saved it)."""
-    path = Path(checkpoint.checkpoint_dir(str(workdir))) / str(step) / "state"
-    names = ("step", "params", "batch_stats", "opt_state", "ema_params", "rng")
-    return checkpoint._restore_subtrees(str(path), names)
-
-
-def counting(monkeypatch, owner, name):
-    """Replaces owner.name by a wrapper that counts its calls."""
-    calls, original = [], getattr(owner, name)
-
-    def wrapper(*args, **kwargs):
-        calls.append(args)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, wrapper)
-    return calls
+from tests.helpers import (
+    counting,
+    finished,
+    loss_history,
+    overrides_as_flags,
+    restore_state,
+    run_script,
+    tiny_config,
+)
 
 
 def test_train_evaluate_checkpoint_and_resume(tfds_dir, tmp_path, monkeypatch):
@@ -222,13 +159,6 @@ def test_script_reports_user_errors_cleanly(tfds_dir, tmp_path, flag, message):
     assert not workdir.exists()
 
 
-def _history(proc):
-    out, _ = proc.communicate(timeout=900)
-    # A crash ends with Python's list of extension modules: show what came before it too.
-    assert proc.returncode == 0, out.split("Extension modules:")[0][-3000:]
-    return np.array([loss for _, loss in finished(out)["train_loss_history"]])
-
-
 def test_eight_devices_match_one(tfds_dir, tmp_path):
     """One step on 8 devices is the computation it is on 1, to float32 rounding.
 
@@ -245,7 +175,8 @@ def test_eight_devices_match_one(tfds_dir, tmp_path):
     one = run_script(
         [*flags, f"--workdir={tmp_path / 'one'}"], {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     )
-    h8, h1 = _history(eight), _history(one)
+    finished(eight), finished(one)
+    h8, h1 = loss_history(tmp_path / "eight"), loss_history(tmp_path / "one")
     assert len(h1) == 2
     # Step 1's loss is the forward pass of the same initial weights; step 2's that of one update.
     np.testing.assert_allclose(h8, h1, rtol=1e-5)

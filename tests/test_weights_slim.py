@@ -144,7 +144,7 @@ def test_real_slim_inception_v3_graph(slim_v3):
 
 
 def test_slim_convert_load_evaluate_with_background_class(slim_v3, tmp_path):
-    from tests.test_restore import check_evaluate_matches, convert
+    from tests.references import check_evaluate_matches, convert
 
     prefix, images, slim_logits = slim_v3
     out = tmp_path / "converted"
