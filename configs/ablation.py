@@ -42,11 +42,7 @@ one-sided tests at 5%). Three primary comparisons (the pairs), Holm-adjusted.
 Evaluation uses each step's raw parameters (`eval_with_ema=False`) with BatchNorm statistics of
 momentum 0.9 per 32 images (about the last 10 steps).
 
-Expected (measured on 2 AMD EPYC cores, 2026-12-01; docs/ablation/): `cpu`, 40 runs in about
-165 min of run time (about half that with `--parallel 2`): final validation error ir_v1 7.4%,
-v3 45.2%, ir_v2 9.1%, v4 56.6%, plain 88.1% (chance), scale1.0 14.5%, scale0.3 6.2%, scale0.1
-7.9%; `scaling`, 15 runs in 98 min of run time: scale1.0 38.9%, scale0.3 13.5%, scale0.1 31.1%,
-no run diverged. Other processors land a few points away (float rounding differs).
+What each study measured, its run time and where it ran: docs/ablation/README.md.
 """
 
 from __future__ import annotations

@@ -5,11 +5,9 @@ r"""The main job on the embedded digits dataset: no download, a few minutes on 2
 A narrow Inception-ResNet-v2 (width 0.25) at 75x75 on scikit-learn's handwritten digits (1,497
 train / 300 test images, upsampled), with the paper's optimiser and the per-image recipe (RMSProp,
 lr 0.045 per 64 images, staircase decay, clipping, label smoothing, EMA with TF's warm-up and the
-BatchNorm statistics averaged with the weights). Expected (measured on 2 AMD EPYC cores,
-2026-12-01): 276 steps in about 4 minutes, final EMA evaluation on the 300 test digits top-1
-95.0%, top-5 100% (the processor kind changes float rounding, so other machines land a few
-points away; 88-92% on three machines with the recipe before 2026-12-01). Then
-`python scripts/evaluate.py --checkpoint /tmp/demo` evaluates the last checkpoint again.
+BatchNorm statistics averaged with the weights): 276 steps. What it measured, and where:
+docs/training.md ("The demo"). Then `python scripts/evaluate.py --checkpoint /tmp/demo` evaluates
+the last checkpoint again.
 """
 
 import ml_collections

@@ -15,7 +15,7 @@ values; the paper: 0.1-0.3). No aux head: neither the paper nor a released imple
 this network one.
 
 Expected (paper, Table 2, single crop): top-1 error 21.3%, top-5 5.5%; not yet reproduced here.
-Throughput: not measured on a GPU. `--config.model_options.residual=False` trains the plain
+Throughput: docs/performance.md. `--config.model_options.residual=False` trains the plain
 twin for the ablation. `:runlocal` shrinks it to a 20-step smoke run on the embedded digits.
 """
 

@@ -14,9 +14,8 @@ biases decayed too (slim's IR-v2 scope), residual scales 0.17 / 0.10 / 0.20 (rel
 Google TPU reference trains it; the paper trains all four networks with one recipe (section 4).
 
 Expected (paper, Table 2, single crop): top-1 error 19.9%, top-5 4.9% (released TF-slim
-weights: 80.4% top-1); not yet reproduced with this recipe. Throughput from one H200 (bf16, batch
-128, 1,433 img/s, README "Performance"): on 8 H200s at 1024, if it scales linearly (not
-measured), ~11,500 img/s, 170 epochs in ~5.3 h. `--config.model_options.residual=False` trains
+weights: 80.4% top-1); not yet reproduced with this recipe. Throughput: docs/performance.md.
+`--config.model_options.residual=False` trains
 the plain twin. `:runlocal` shrinks it to a 20-step smoke run on the embedded digits.
 """
 

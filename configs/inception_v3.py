@@ -26,8 +26,7 @@ warm-up). From epoch 3 on the rate is the reference's at every step
 
 Expected: top-1 error 21.2%, top-5 5.6% (Inception-v4 paper, Table 2, single crop; released
 TF-slim weights: 78.0% top-1); Google's synchronous TPU run: > 78.1% top-1 in ~170 epochs. Not
-yet reproduced here (no ImageNet run). Throughput: not measured on a GPU for Inception-v3 (about
-half of Inception-v4's FLOPs). `:runlocal` shrinks it to a 20-step smoke run on the digits.
+yet reproduced here (no ImageNet run). Throughput: docs/performance.md. `:runlocal` shrinks it to a 20-step smoke run on the digits.
 """
 
 import ml_collections

@@ -25,8 +25,7 @@ reference keeps one core's).
 
 Expected (paper, Table 2, ILSVRC-2012 validation, single crop): top-1 error 20.0%, top-5 5.0%
 (released TF-slim weights: 80.2% top-1); not yet reproduced with this recipe (no ImageNet run).
-Throughput from one H200 (bf16, batch 128, 1,888 img/s, README "Performance"): on 8 H200s at
-1024, if it scales linearly (not measured), ~15,100 img/s, 170 epochs in ~4.0 h.
+Throughput: docs/performance.md.
 `:runlocal` shrinks it to a 20-step smoke run on the embedded digits. The paper's asynchronous
 numbers read as one synchronous batch (the old default): see `inception_flax/config_base.py`.
 """

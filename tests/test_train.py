@@ -163,10 +163,9 @@ def test_eight_devices_match_one(tfds_dir, tmp_path):
     """One step on 8 devices is the computation it is on 1, to float32 rounding.
 
     Only the first step is compared tightly: this tiny network (batch 8, BatchNorm over 8 values
-    at its 1x1 stages) multiplies a rounding difference by ~100-300 per update. Measured on AMD
-    EPYC: the parameters differ by 5e-9 (relative L2) after step 1, 6e-7 after step 2, 1.6e-4
-    after step 3 (loss 3.656769 vs 3.656244); the same three steps in float64 agree to 1e-16,
-    so the growth is the reduction order of the cross-device sums, not a different computation.
+    at its 1x1 stages) multiplies a rounding difference by ~100-300 per update; the same steps in
+    float64 agree to 1e-16, so the growth is the reduction order of the cross-device sums, not a
+    different computation (the measured differences per step: docs/testing.md).
     """
     flags = overrides_as_flags(tfds_dir, num_train_steps=2, eval_every_steps=2, checkpoint_every_steps=1)
     eight = run_script(
