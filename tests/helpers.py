@@ -137,11 +137,11 @@ def overrides_as_flags(tfds_dir, **overrides):
     return flags
 
 
-def run_script(args, env_extra=None, **kwargs):
-    """scripts/train.py with `args` in a subprocess (stdout and stderr together)."""
+def run_script(args, env_extra=None, script="train.py", **kwargs):
+    """scripts/`script` with `args` in a subprocess (stdout and stderr together)."""
     env = {**os.environ, **(env_extra or {})}
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        [sys.executable, str(ROOT / "scripts" / script), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -3,10 +3,7 @@
 import dataclasses
 import json
 import math
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +11,7 @@ from scipy import stats as scipy_stats
 
 from inception_flax import ablation
 from inception_flax.ablation.stats import Point, clopper_pearson, holm, kaplan_meier, paired, summarize_arm, tost
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_script
 
 
 def curve(arm, seed, errors, steps=(10, 20, 30, 40)):
@@ -78,16 +75,7 @@ def test_summary_refuses_an_arm_without_a_curve():
 
 
 def run(args, **kwargs):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "ablation.py"), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
+    return run_script(args, {"PYTHONPATH": str(ROOT)}, script="ablation.py", **kwargs)
 
 
 def tiny_config(tmp_path):
