@@ -129,7 +129,7 @@ def test_dataset_not_prepared(tmp_path):
 
 def test_workdir_with_another_models_checkpoint(tfds_dir, tmp_path):
     ckpt = checkpoint.Checkpointer(str(tmp_path), async_save=False)
-    ckpt.save(5, {"w": np.zeros(2)}, {"model": "inception_v3", "num_classes": 10})
+    ckpt.save(5, {"w": np.zeros(2)}, checkpoint.make_meta("inception_v3", {"num_classes": 10}))
     ckpt.close()
     with pytest.raises(config_base.ConfigError, match="checkpoint \\(step 5\\) of another model.*'inception_v3'"):
         preflight.validate(tiny_config(tfds_dir), str(tmp_path))
