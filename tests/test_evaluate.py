@@ -1,5 +1,6 @@
 """Evaluation: protocol views, exact counts on 1 and 8 devices, exclusion lists, workdirs, fine-tuning."""
 
+import dataclasses
 import io
 import json
 import math
@@ -155,6 +156,35 @@ def test_exclusion_list(tmp_path):
     pcfg = data.PipelineConfig(image_size=75, global_batch=4, eval_split="val")
     result = evaluation.Evaluator(model).run(variables, source, pcfg, exclude=["cat1.png", "dog3.png"])
     assert (result["num_examples"], result["excluded"], result["skipped_images"]) == (8, 2, 0)
+
+
+def test_a_small_split_is_read_once_and_evaluated_from_memory(tmp_path, monkeypatch):
+    """The training loop's evaluator keeps a split that fits `cache_bytes`: the second run reads
+    nothing and gives the same numbers; a split over the limit is read every time."""
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 2), ("val", 5)):
+        for c in ("cat", "dog"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                (root / split / c / f"{c}{i}.png").write_bytes(encode((rng.random((40, 50, 3)) * 255).astype(np.uint8)))
+    source = data.get_source(f"folder:{root}")
+    model = models.create("inception_v3", width=0.125, num_classes=2)
+    variables = random_variables(model, 75)
+    pcfg = data.PipelineConfig(image_size=75, global_batch=4, eval_split="val")
+    reads = []
+    original = data.eval_iterator
+    monkeypatch.setattr(data, "eval_iterator", lambda *a, **k: reads.append(1) or original(*a, **k))
+    split_bytes = 12 * (75 * 75 * 3 * 4 + 3 * 4)  # 10 images padded to 3 batches of 4
+    kept = evaluation.Evaluator(model, cache_bytes=split_bytes)
+    first, again = kept.run(variables, source, pcfg), kept.run(variables, source, pcfg)
+    assert len(reads) == 1 and first == again and first["num_examples"] == 10
+    other = dataclasses.replace(pcfg, image_size=79)  # another split or input size is another entry
+    assert kept.run(random_variables(model, 79), source, other)["num_examples"] == 10 and len(reads) == 2
+    reads.clear()
+    small = evaluation.Evaluator(model, cache_bytes=split_bytes - 1)
+    assert small.run(variables, source, pcfg) == small.run(variables, source, pcfg) == first
+    assert len(reads) == 2
 
 
 def run_evaluate(args, devices=1):

@@ -29,7 +29,10 @@ class Evaluator:
     """Compiled evaluation of one model under one protocol; reuse it across checkpoints.
 
     `label_offset` is added to the dataset's labels: 1 for TF-slim's 1001-class checkpoints, whose
-    logit 0 is a background class, evaluated on 1000-class ImageNet.
+    logit 0 is a background class, evaluated on 1000-class ImageNet. `cache_bytes`: a split whose
+    prepared batches take at most this many bytes (in this process) is read and decoded once and
+    kept in host memory for the evaluator's later runs (the training loop's periodic evaluation of
+    a small split, where decoding costs more than the network); larger splits are read every time.
     """
 
     def __init__(
@@ -39,8 +42,11 @@ class Evaluator:
         mesh: Mesh | None = None,
         views_per_step: int | None = None,
         label_offset: int = 0,
+        cache_bytes: int = 0,
     ):
         self.model = model
+        self.cache_bytes = cache_bytes
+        self._kept: dict[tuple, list[dict[str, np.ndarray]]] = {}
         self.protocol = protocol = protocol or Protocol()
         self.mesh = mesh or make_mesh()
         self.label_offset = label_offset
@@ -105,7 +111,7 @@ class Evaluator:
         variables = jax.device_put(variables, self.replicated)
         preprocess = functools.partial(self.protocol.views, size=pcfg.image_size)
         totals = dict.fromkeys(("loss", "top1", "top5", "count", "excluded"), 0.0)
-        for batch in data.eval_iterator(source, pcfg, preprocess=preprocess, exclude=exclude):
+        for batch in self._batches(source, pcfg, preprocess, tuple(exclude)):
             for k, v in self._batch_sums(variables, batch).items():
                 totals[k] += v
         n = totals["count"]
@@ -116,3 +122,22 @@ class Evaluator:
         # Examples of the split that could not be decoded (dropped by the pipeline, not counted).
         result["skipped_images"] = source.num_examples(pcfg.eval_split) - n - totals["excluded"]
         return result
+
+    def _batches(self, source: data.Source, pcfg: data.PipelineConfig, preprocess: Any, exclude: tuple[str, ...]):
+        """The split's batches: from memory when an earlier run kept them (see `cache_bytes`)."""
+        key = (source.name, pcfg, exclude)  # the protocol is the evaluator's own
+        if key in self._kept:
+            yield from self._kept[key]
+            return
+        kept: list[dict[str, np.ndarray]] | None = [] if self.cache_bytes > 0 else None
+        size = 0
+        for batch in data.eval_iterator(source, pcfg, preprocess=preprocess, exclude=exclude):
+            if kept is not None:
+                size += sum(v.nbytes for v in batch.values())
+                if size <= self.cache_bytes:
+                    kept.append(batch)
+                else:
+                    kept = None
+            yield batch
+        if kept is not None:
+            self._kept[key] = kept
