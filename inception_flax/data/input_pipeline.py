@@ -214,8 +214,7 @@ def _train_preparer(cfg: PipelineConfig, shard: int) -> Callable:
     """Decode and augment one training example, seeded by (shard, epoch, position in the epoch).
 
     A `tf.function` built once per shard and called from every epoch's `map`, so the augmentation
-    graph is traced once per run rather than once per epoch (about 0.7 s an epoch on 2 cores: most
-    of a small dataset's epoch set-up)."""
+    graph is traced once per run rather than once per epoch (docs/ablation/overhead.md)."""
     shard_seed = cfg.seed * 65_537 + shard
 
     @tf.function
