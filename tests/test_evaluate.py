@@ -137,14 +137,19 @@ def test_evaluator_counts_every_example_once_and_matches_direct(tiny, protocol, 
     assert result["loss"] == pytest.approx(expected["loss"], rel=1e-5)
 
 
-def test_exclusion_list(tmp_path):
-    root = tmp_path / "images"
+def cats_and_dogs(root):
+    """A folder dataset: 2 training and 5 validation images of each of two classes."""
     rng = np.random.default_rng(0)
     for split, n in (("train", 2), ("val", 5)):
         for c in ("cat", "dog"):
             (root / split / c).mkdir(parents=True)
             for i in range(n):
                 (root / split / c / f"{c}{i}.png").write_bytes(encode((rng.random((40, 50, 3)) * 255).astype(np.uint8)))
+    return root
+
+
+def test_exclusion_list(tmp_path):
+    root = cats_and_dogs(tmp_path / "images")
     (tmp_path / "exclude.txt").write_text("# blacklist\ncat1.png\n\nval/dog/dog3.png\n")
     assert evaluation.read_exclude_list(str(tmp_path / "exclude.txt")) == ["cat1.png", "dog3.png"]
     (tmp_path / "numbers.txt").write_text("36\n50\n")
@@ -161,13 +166,7 @@ def test_exclusion_list(tmp_path):
 def test_a_small_split_is_read_once_and_evaluated_from_memory(tmp_path, monkeypatch):
     """The training loop's evaluator keeps a split that fits `cache_bytes`: the second run reads
     nothing and gives the same numbers; a split over the limit is read every time."""
-    root = tmp_path / "images"
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 2), ("val", 5)):
-        for c in ("cat", "dog"):
-            (root / split / c).mkdir(parents=True)
-            for i in range(n):
-                (root / split / c / f"{c}{i}.png").write_bytes(encode((rng.random((40, 50, 3)) * 255).astype(np.uint8)))
+    root = cats_and_dogs(tmp_path / "images")
     source = data.get_source(f"folder:{root}")
     model = models.create("inception_v3", width=0.125, num_classes=2)
     variables = random_variables(model, 75)
