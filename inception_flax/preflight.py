@@ -100,7 +100,7 @@ def _create_model(config: ml_collections.ConfigDict, num_classes: int, resolved:
 
 
 def _check_workdir_model(config: ml_collections.ConfigDict, workdir: str, model: models.Inception) -> None:
-    """A workdir holding another model's checkpoint, or one whose recipe or state this config would change."""
+    """A workdir holding another model's checkpoint, metadata of an older version, or a state this config would change."""
     try:
         found = checkpoint.read_meta(workdir)
     except ValueError as e:  # metadata of another format: a version from before the schema
