@@ -1,5 +1,7 @@
 """Exact architecture facts (counts, shapes, MACs via jax.eval_shape) and model behaviour."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -318,6 +320,32 @@ def test_residual_flag_changes_the_function(name):
     model, variables, x = _tiny(name)
     plain = models.create(name, width=0.125, num_classes=7, residual=False, plain_bn=False)
     assert not np.allclose(model.apply(variables, x), plain.apply(variables, x))
+
+
+def test_faithful_twin_differs_from_the_residual_block_by_the_shortcut_only():
+    from inception_flax.models import blocks
+    from inception_flax.models.layers import ConvBN
+
+    norm = functools.partial(nn.BatchNorm, use_running_average=True)
+    conv = functools.partial(ConvBN, conv=nn.Conv, norm=norm, width=0.25)
+    up = functools.partial(nn.Conv, use_bias=True)
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 40))
+    residual = blocks.InceptionResNetA(conv, up, 0.17, activate=False)
+    variables = residual.init(jax.random.key(1), x)
+    twin = blocks.InceptionResNetA(conv, up, 0.17, activate=False, residual=False)
+    np.testing.assert_allclose(residual.apply(variables, x) - twin.apply(variables, x), x, atol=1e-5)
+
+
+def test_only_the_faithful_twin_keeps_the_scales():
+    def outputs(**options):
+        model, variables, x = _tiny("inception_resnet_v1", residual=False, **options)
+        scaled = models.create(
+            "inception_resnet_v1", width=0.125, num_classes=7, residual=False, scale_c=1.0, **options
+        )
+        return model.apply(variables, x), scaled.apply(variables, x)
+
+    assert not np.allclose(*outputs(plain_bn=False))
+    np.testing.assert_array_equal(*outputs(plain_bn=True))  # BatchNorm sets the projection's scale
 
 
 def test_residual_scales_are_used():

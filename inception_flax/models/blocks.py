@@ -253,9 +253,8 @@ class _ResidualBlock(nn.Module):
     """Shared tail of the Inception-ResNet blocks: linear 1x1 up-projection, scaled sum, ReLU.
 
     out = relu(x + scale * up(concat(branches))); no BatchNorm after the sum (paper, section 3.2).
-    `residual=False` drops the shortcut but keeps every layer (out = relu(up(...))), so plain and
-    residual variants of one architecture have identical parameters; the scale, which only
-    exists to damp the residual branch, is then unused.
+    `residual=False` drops the shortcut and nothing else (out = relu(scale * up(...))), so plain
+    and residual variants of one architecture have identical parameters and differ only by `x +`.
     """
 
     conv: ModuleDef
@@ -266,8 +265,9 @@ class _ResidualBlock(nn.Module):
 
     def _merge(self, x: Array, mixed: Array) -> Array:
         y = self.up(x.shape[-1], (1, 1), name="up")(mixed)
+        y = jnp.asarray(self.scale, y.dtype) * y
         if self.residual:
-            y = x + jnp.asarray(self.scale, y.dtype) * y
+            y = x + y
         return nn.relu(y) if self.activate else y
 
 

@@ -188,13 +188,13 @@ class InceptionResNet(Inception):
     """Options shared by the residual networks.
 
     `scale_a/b/c` scale the residual branch of the A/B/C blocks (paper section 3.3).
-    `residual=False` removes every shortcut, the plain twin of the same architecture for the
-    residual-vs-plain ablation. Its 1x1 projections then end in BatchNorm instead of a bias
-    (`plain_bn`), as every other convolution of Inception-v4 does: without the shortcut, an
-    undamped, un-normalised projection would feed the next block, which is a second change
-    besides the shortcut. The trainable parameter count is the same (BatchNorm's offset, no scale,
-    replaces the bias, channel for channel); the twin adds the projections' moving statistics.
-    `plain_bn=False` is the earlier twin (a biased projection; parameters identical in shape).
+    `residual=False` removes every shortcut: the plain twin of the same architecture for the
+    residual-vs-plain ablation. With `plain_bn=False` it is the faithful twin: each block is
+    relu(scale * (W m + b)) where the residual network has relu(x + scale * (W m + b)), the
+    shortcut the only difference. `plain_bn=True` (the default, the study's secondary twin)
+    also ends each 1x1 projection in BatchNorm (offset, no scale) instead of a bias, unscaled, as
+    every other convolution of Inception-v4 does: same trainable parameter count, plus the
+    projections' moving statistics.
     """
 
     scale_a: float = 0.17
@@ -211,6 +211,13 @@ class InceptionResNet(Inception):
         # width 1.0: the block passes the channel count it needs, already scaled.
         return functools.partial(ConvBN, conv=plain_conv, norm=norm, width=1.0, activate=False)
 
+    def _scales(self) -> tuple[float, float, float]:
+        """The A, B and C blocks' branch scales; the BatchNorm twin's projections are normalised
+        instead (unscaled, as measured in docs/ablation/study)."""
+        if not self.residual and self.plain_bn:
+            return 1.0, 1.0, 1.0
+        return self.scale_a, self.scale_b, self.scale_c
+
 
 class InceptionResNetV1(InceptionResNet):
     """Inception-ResNet-v1 as in the paper (Figs. 10-15): 5 / 10 / 5 blocks, stem to 35x35x256.
@@ -220,17 +227,17 @@ class InceptionResNetV1(InceptionResNet):
     """
 
     def _body(self, x, conv, up):
-        r = self.residual
+        r, (sa, sb, sc) = self.residual, self._scales()
         x = self._stage("stem", self._block(blocks.InceptionResNetV1Stem)(conv, name="Stem")(x))
         for i in range(1, 6):
             x = self._block(blocks.InceptionResNetA)(
-                conv, up, self.scale_a, residual=r, b0=32, b1=(32, 32), b2=(32, 32, 32), name=f"Block35_{i}"
+                conv, up, sa, residual=r, b0=32, b1=(32, 32), b2=(32, 32, 32), name=f"Block35_{i}"
             )(x)
         x = self._stage("stage_a", x)
         x = self._stage("reduction_a", self._block(blocks.ReductionA)(conv, 192, 192, 256, 384, name="Mixed_6a")(x))
         for i in range(1, 11):
             x = self._block(blocks.InceptionResNetB)(
-                conv, up, self.scale_b, residual=r, b0=128, b1=(128, 128, 128), name=f"Block17_{i}"
+                conv, up, sb, residual=r, b0=128, b1=(128, 128, 128), name=f"Block17_{i}"
             )(x)
         aux_input = x = self._stage("stage_b", x)
         x = self._block(blocks.InceptionResNetReductionB)(
@@ -239,7 +246,7 @@ class InceptionResNetV1(InceptionResNet):
         x = self._stage("reduction_b", x)
         for i in range(1, 6):
             x = self._block(blocks.InceptionResNetC)(
-                conv, up, self.scale_c, residual=r, b0=192, b1=(192, 192, 192), name=f"Block8_{i}"
+                conv, up, sc, residual=r, b0=192, b1=(192, 192, 192), name=f"Block8_{i}"
             )(x)
         return self._stage("stage_c", x), aux_input
 
@@ -253,19 +260,19 @@ class InceptionResNetV2(InceptionResNet):
     """
 
     def _body(self, x, conv, up):
-        r = self.residual
+        r, (sa, sb, sc) = self.residual, self._scales()
         x = self._block(blocks.InceptionV3Stem)(conv, name="Stem")(x)
         x = self._stage("stem", self._block(blocks.InceptionV3A)(conv, pool_features=64, b0=96, name="Mixed_5b")(x))
         for i in range(1, 11):
-            x = self._block(blocks.InceptionResNetA)(conv, up, self.scale_a, residual=r, name=f"Block35_{i}")(x)
+            x = self._block(blocks.InceptionResNetA)(conv, up, sa, residual=r, name=f"Block35_{i}")(x)
         x = self._stage("stage_a", x)
         x = self._stage("reduction_a", self._block(blocks.ReductionA)(conv, 256, 256, 384, 384, name="Mixed_6a")(x))
         for i in range(1, 21):
-            x = self._block(blocks.InceptionResNetB)(conv, up, self.scale_b, residual=r, name=f"Block17_{i}")(x)
+            x = self._block(blocks.InceptionResNetB)(conv, up, sb, residual=r, name=f"Block17_{i}")(x)
         aux_input = x = self._stage("stage_b", x)
         x = self._stage("reduction_b", self._block(blocks.InceptionResNetReductionB)(conv, name="Mixed_7a")(x))
         for i in range(1, 10):
-            x = self._block(blocks.InceptionResNetC)(conv, up, self.scale_c, residual=r, name=f"Block8_{i}")(x)
+            x = self._block(blocks.InceptionResNetC)(conv, up, sc, residual=r, name=f"Block8_{i}")(x)
         x = self._block(blocks.InceptionResNetC)(conv, up, 1.0, activate=False, residual=r, name="Block8_10")(x)
         x = self._stage("stage_c", x)
         return conv(1536, (1, 1), name="Conv2d_7b_1x1")(x), aux_input
