@@ -6,11 +6,23 @@ import math
 import signal
 import time
 
+import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
 from inception_flax import ablation
-from inception_flax.ablation.stats import Point, clopper_pearson, holm, kaplan_meier, paired, summarize_arm, tost
+from inception_flax.ablation.stats import (
+    Point,
+    clopper_pearson,
+    holm,
+    kaplan_meier,
+    last_third_slope,
+    paired,
+    returned_to_chance,
+    summarize_arm,
+    tost,
+    tost_power,
+)
 from tests.helpers import ROOT, run_script
 
 
@@ -51,6 +63,7 @@ def test_statistics_match_hand_computation():
     # A diverged run counts at chance and never reaches the target.
     div = summarize_arm(POINTS, "residual", **ARGS, diverged=[1])
     assert div.final_val[1] == 0.9 and div.reached[1] is False and div.images[1] == 320.0 and div.diverged == (1,)
+    assert div.died == (1,) and plain.died == ()  # a non-finite loss is a death
 
 
 def test_interval_helpers():
@@ -67,6 +80,31 @@ def test_interval_helpers():
     # Kaplan-Meier: 4 runs reach at 10, 20, 20; one censored at 40.
     t, s = kaplan_meier([10, 20, 20, 40], [True, True, True, False])
     assert list(t) == [0, 10, 20] and s == pytest.approx([1, 0.75, 0.25])
+
+
+@pytest.mark.parametrize("true_diff", [0.0, 0.01, 0.02])
+def test_tost_power_is_the_rate_at_which_tost_calls_equivalence(true_diff):
+    """Simulated paired studies of 10 seeds (SD 2 points, margin 2 points) through `tost` itself."""
+    rng = np.random.default_rng(0)
+    trials = 4000
+    hits = sum(tost(rng.normal(true_diff, 0.02, 10), 0.02) < 0.05 for _ in range(trials))
+    power = tost_power(10, 0.02, 0.02, true_diff)
+    assert abs(hits / trials - power) < 3.5 * math.sqrt(power * (1 - power) / trials) + 1e-3
+    if true_diff == 0.02:  # at the margin: the test's size, at most 5%
+        assert power <= 0.05
+    assert math.isnan(tost_power(1, 0.02, 0.02))
+
+
+def test_last_third_slope_and_the_return_to_chance():
+    steps = np.arange(0, 1000, 50)
+    slope, low, high = last_third_slope(steps, 0.5 - 0.0004 * steps)  # -0.04 per 100 steps, exactly
+    assert slope == pytest.approx(-0.04) and low == pytest.approx(-0.04) and high == pytest.approx(-0.04)
+    noisy = 0.1 + np.random.default_rng(1).normal(0, 0.01, len(steps))
+    slope, low, high = last_third_slope(steps, noisy)
+    assert low < 0 < high  # a flat curve: the interval includes 0
+    assert returned_to_chance(steps, np.r_[np.linspace(0.9, 0.3, 10), np.full(10, 0.9)], 0.85)
+    assert not returned_to_chance(steps, np.full(20, 0.9), 0.85)  # never learned: stalled, not died
+    assert not returned_to_chance(steps, np.r_[np.full(16, 0.3), np.full(4, 0.9)], 0.85)  # not the whole last third
 
 
 def test_summary_refuses_an_arm_without_a_curve():
@@ -216,6 +254,27 @@ def test_study_runs_pilot_rates_extensions_and_factor():
     assert ablation.shard(list(range(5)), 1, 2) == [1, 3]
 
 
+def test_the_claim_studies_are_fixed_before_they_run():
+    """Pilots on seeds the studies never use; claim 2 with 10 paired seeds and the faithful twin
+    first; claim 3 at a width whose widest stream exceeds 1,000 channels, at the rate and 3x it."""
+    from inception_flax import models, step
+
+    module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
+    pilots = {s for name in ("length", "rates") for s in module.get_study(name).seeds}
+    claim2, claim3 = module.get_study("claim2"), module.get_study("claim3")
+    assert not pilots & (set(claim2.seeds) | set(claim3.seeds))
+    assert len(claim2.seeds) >= 10 and claim2.pairs[0] == ("twin", "ir_v2") and claim2.test_split
+    twin = module.get_config("twin,long")
+    assert dict(twin.model_options) == {"residual": False, "plain_bn": False}
+    assert twin.num_epochs == module.LONG_EPOCHS and twin.eval_every_steps == 37  # one evaluation an epoch
+    wide = module.get_config("scale1.0,wide")
+    layers = models.trace_layers(models.create(wide.model, **step.architecture(wide, 10)), wide.image_size)
+    assert max(layer.output_shape[-1] for layer in layers) == 1040
+    fast = {a: c.learning_rate for a, _, c in ablation.run_configs(module.get_config, module.get_study("claim3_fast"))}
+    slow = {a: c.learning_rate for a, _, c in ablation.run_configs(module.get_config, claim3)}
+    assert fast == pytest.approx({a: 3 * r for a, r in slow.items()})
+
+
 def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypatch):
     """SIGTERM: the run saved and returned early (no done.json, no test score, nothing new starts);
     SIGTERM in a run's last step: that run is finished, and nothing new starts either."""
@@ -236,7 +295,7 @@ def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypat
     assert not (tmp_path / runs[1][0] / "seed0" / "done.json").exists() and not (tmp_path / runs[2][0]).exists()
 
 
-@pytest.mark.parametrize("scale", ["cpu", "imagenet"])
+@pytest.mark.parametrize("scale", ["cpu", "long", "wide", "imagenet"])
 def test_arms_share_the_recipe_and_differ_only_in_the_network(scale):
     """A fair ablation: each arm changes the network (and its own learning rate at CPU scale), nothing
     else; no arm runs under a gradient clip that would freeze the plain twin."""

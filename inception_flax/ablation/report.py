@@ -28,6 +28,7 @@ from inception_flax.ablation.stats import (
     series,
     summarize_arm,
     tost,
+    tost_power,
 )
 
 
@@ -132,8 +133,9 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
 
 
 # ---------------------------------------------------------------------------------------- study
-def compare(a: ArmSummary, b: ArmSummary, margin: float) -> dict[str, Any]:
-    """b against a, paired by seed: speed (restricted images), final validation error, test error."""
+def compare(a: ArmSummary, b: ArmSummary, margin: float, planned_sd: float = math.nan) -> dict[str, Any]:
+    """b against a, paired by seed: speed (restricted images), final validation error, test error,
+    and the TOST's power at this many seeds (at the planned SD, and at the one observed)."""
     length = max(*a.images.values(), *b.images.values())
     speed = paired(a.images, b.images, bound=length)
     final = paired(a.final_val, b.final_val, bound=1.0)
@@ -146,6 +148,10 @@ def compare(a: ArmSummary, b: ArmSummary, margin: float) -> dict[str, Any]:
         "final_val": dataclasses.asdict(final),
         "final_val_ci90": [final90.low, final90.high],
         "tost_p": tost(final.diffs, margin),
+        "tost_power_planned": tost_power(len(final.seeds), planned_sd, margin),
+        "tost_power_observed": tost_power(len(final.seeds), float(np.std(final.diffs, ddof=1)), margin)
+        if len(final.seeds) > 1
+        else math.nan,
         "test": dataclasses.asdict(test) if test else None,
     }
 
@@ -178,7 +184,7 @@ def verdict(c: dict[str, Any], a: ArmSummary, b: ArmSummary, target: float, marg
         f"final validation error {100 * b.final_val_ci[0]:.1f}% vs {100 * a.final_val_ci[0]:.1f}%, paired "
         f"difference {points(f['mean'])} points ({_ci(f['low'], f['high'], points)}, Holm p = "
         f"{_p(c['final_p_holm'])}); {'equivalent' if equivalent else 'not shown equivalent'} within "
-        f"+-{100 * margin:.0f} points (TOST p = {_p(c['tost_p'])})"
+        f"+-{100 * margin:.0f} points (TOST p = {_p(c['tost_p'])}; power {_power(c)})"
     )
     test = ""
     if c["test"]:
@@ -188,6 +194,13 @@ def verdict(c: dict[str, Any], a: ArmSummary, b: ArmSummary, target: float, marg
             f"{_ci(t['low'], t['high'], points)})"
         )
     return f"Speed {speed}. Final: {final}{test}."
+
+
+def _power(c: dict[str, Any]) -> str:
+    """The TOST's power at a true difference of 0: at the SD planned before the study, and observed."""
+    planned, observed = c["tost_power_planned"], c["tost_power_observed"]
+    text = "not planned" if math.isnan(planned) else f"{100 * planned:.0f}% as planned"
+    return text + ("" if math.isnan(observed) else f", {100 * observed:.0f}% at the observed SD")
 
 
 def _pct(ci) -> str:
@@ -220,10 +233,12 @@ def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, m
             tests={s: d["test_top1_error"] for s, d in done.items() if "test_top1_error" in d},
             diverged=[s for s, d in done.items() if "diverged" in d],
             stall_error=study.stall_top1_error,
+            died_error=getattr(study, "died_top1_error", 0.85),
         )
         flops[arm] = training_flops_per_image(cfg)
     pairs = [(a, b) for a, b in study.pairs if a in summaries and b in summaries]
-    comparisons = [compare(summaries[a], summaries[b], study.equivalence_margin) for a, b in pairs]
+    planned_sd = getattr(study, "planned_sd", math.nan)
+    comparisons = [compare(summaries[a], summaries[b], study.equivalence_margin, planned_sd) for a, b in pairs]
     for key, name in (("speed", "speed_p_holm"), ("final_val", "final_p_holm")):
         for c, p in zip(comparisons, holm([c[key]["p"] for c in comparisons]), strict=True):
             c[name] = p
@@ -262,6 +277,7 @@ def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, m
         "final_evals": study.final_evals,
         "equivalence_margin": study.equivalence_margin,
         "stall_top1_error": study.stall_top1_error,
+        "died_top1_error": getattr(study, "died_top1_error", 0.85),
         "learning_rates": {arm: configs[arm].learning_rate for arm in arms},
         "training_gflops_per_image": {arm: flops[arm] / 1e9 for arm in arms},
         "arms": {arm: _jsonable(dataclasses.asdict(s)) for arm, s in summaries.items()},
@@ -284,17 +300,29 @@ def _jsonable(x):
     return x
 
 
+def _slopes(slopes: dict[int, tuple[float, float, float]]) -> str:
+    """Median slope over seeds and how many seeds' 95% intervals include 0 (flat)."""
+    if not slopes:
+        return "-"
+    flat = sum(low <= 0 <= high for _, low, high in slopes.values())
+    return f"{100 * float(np.median([m for m, _, _ in slopes.values()])):+.2f} ({flat}/{len(slopes)} flat)"
+
+
 def summary_markdown(summaries, comparisons, study, configs, flops, missing) -> str:
     target = study.target_top1_error
     lines = [
         f"Validation: {study.final_evals} last evaluations averaged; test: scored once after the last step. "
         "Errors in %, mean over seeds with a 95% t-interval on the logit scale (stays inside 0-100). "
         f"Images to {100 * target:.0f}%: restricted mean over seeds (runs that never get there count at the run's "
-        "length) with a t-interval. Counts with exact (Clopper-Pearson) 95% intervals.",
+        "length) with a t-interval. Counts with exact (Clopper-Pearson) 95% intervals. Died: a non-finite loss, "
+        f"or below 50% validation error once and at or above {100 * getattr(study, 'died_top1_error', 0.85):.0f}% "
+        "at every evaluation of the run's last third. Slope: least squares through the last third of each "
+        "validation-error curve, median over seeds; flat: its 95% interval includes 0.",
         "",
         f"| arm | lr / 32 | train MFLOPs / image | seeds | final val. error % | test error % | reach {100 * target:.0f}% "
-        f"| images to {100 * target:.0f}% (RMST) | stalled (> {100 * study.stall_top1_error:.0f}%) | diverged |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| images to {100 * target:.0f}% (RMST) | stalled (> {100 * study.stall_top1_error:.0f}%) | diverged "
+        "| died | last-third slope, points / 100 steps (flat) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, s in summaries.items():
         n = len(s.seeds)
@@ -302,7 +330,7 @@ def summary_markdown(summaries, comparisons, study, configs, flops, missing) -> 
         lines.append(
             f"| {arm} | {configs[arm].learning_rate:g} | {flops[arm] / 1e6:.0f} | {n} | {_pct(s.final_val_ci)} | "
             f"{_pct(s.test_ci) if s.test else '-'} | {_count([k for k, v in s.reached.items() if v], n)} | {rmst} | "
-            f"{_count(s.stalled, n)} | {_count(s.diverged, n)} |"
+            f"{_count(s.stalled, n)} | {_count(s.diverged, n)} | {_count(s.died, n)} | {_slopes(s.slopes)} |"
         )
     lines.append("")
     lines += [f"- **{c['plain']} vs {c['residual']}**: {c['verdict']}" for c in comparisons]

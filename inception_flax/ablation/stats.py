@@ -147,6 +147,43 @@ def tost(diffs: Sequence[float], margin: float) -> float:
     return float(max(lower, upper))
 
 
+def tost_power(n: int, sd: float, margin: float, true_diff: float = 0.0, alpha: float = 0.05) -> float:
+    """Power of `tost` with n paired seeds whose differences have standard deviation `sd`.
+
+    Exact for the paired t-statistic: the probability, over the sample mean and the sample SD,
+    that both one-sided tests reject, i.e. that |mean - (+-margin)| clears t * SD / sqrt(n) on
+    both sides. Integrated over the chi distribution of the sample SD (Owen's formulation).
+    """
+    if n < 2 or sd <= 0 or margin <= 0:
+        return math.nan
+    df, crit = n - 1, scipy_stats.t.ppf(1 - alpha, n - 1)
+    se = sd / math.sqrt(n)
+    # Given the sample SD s = sd * sqrt(v / df) with v ~ chi2(df), TOST rejects when the mean lies in
+    # (-margin + crit * s / sqrt(n), margin - crit * s / sqrt(n)), an interval that closes as s grows.
+    v = np.linspace(1e-9, scipy_stats.chi2.ppf(1 - 1e-10, df), 20_001)
+    half = margin - crit * sd * np.sqrt(v / df) / math.sqrt(n)
+    inside = np.clip(
+        scipy_stats.norm.cdf((half - true_diff) / se) - scipy_stats.norm.cdf((-half - true_diff) / se), 0.0, None
+    )
+    inside[half <= 0] = 0.0
+    return float(np.trapezoid(inside * scipy_stats.chi2.pdf(v, df), v))
+
+
+def last_third_slope(steps: np.ndarray, values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """(slope, low, high) per 100 steps of a least-squares line through the last third of a curve.
+
+    A curve that has flattened has an interval that includes 0 (the study's length is chosen so
+    the slowest plain arm's does)."""
+    steps, values = np.asarray(steps, np.float64), np.asarray(values, np.float64)
+    keep = steps >= steps[-1] - (steps[-1] - steps[0]) / 3
+    x, y = steps[keep] / 100.0, values[keep]
+    if len(x) < 3:
+        return math.nan, math.nan, math.nan
+    fit = scipy_stats.linregress(x, y)
+    half = scipy_stats.t.ppf(0.5 + level / 2, len(x) - 2) * fit.stderr
+    return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
+
+
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Exact binomial interval of k successes in n trials."""
     alpha = 1 - level
@@ -205,6 +242,16 @@ class ArmSummary:
     rmst: tuple[float, float, float]  # restricted mean images, t-interval over seeds
     diverged: tuple[int, ...]  # seeds that stopped on a non-finite loss
     stalled: tuple[int, ...]  # seeds whose final validation error is above the stall threshold
+    died: tuple[int, ...] = ()  # diverged, or learned and then went back to chance for the last third
+    slopes: dict[int, tuple[float, float, float]] = dataclasses.field(default_factory=dict)  # last third, per 100 steps
+
+
+def returned_to_chance(steps: np.ndarray, errors: np.ndarray, chance_error: float, learned_error: float = 0.5) -> bool:
+    """A run that got below `learned_error` and whose every evaluation in the last third of the run
+    is at or above `chance_error`: it learned, then went back to chance and stayed there."""
+    steps, errors = np.asarray(steps), np.asarray(errors)
+    last_third = steps >= steps[-1] - (steps[-1] - steps[0]) / 3
+    return bool(errors.min() <= learned_error and np.all(errors[last_third] >= chance_error))
 
 
 def summarize_arm(
@@ -219,6 +266,7 @@ def summarize_arm(
     tests: dict[int, float] | None = None,
     diverged: Sequence[int] = (),
     stall_error: float = 0.8,
+    died_error: float = 0.85,
 ) -> ArmSummary:
     curves = series(points, arm, "val", "top1_error")
     if not curves:
@@ -243,4 +291,6 @@ def summarize_arm(
         rmst=_within(mean_ci(list(images.values())), 0.0, num_steps * images_per_step),
         diverged=tuple(sorted(diverged)),
         stalled=tuple(s for s in curves if s not in diverged and final[s] > stall_error),
+        died=tuple(s for s, (st, e) in curves.items() if s in diverged or returned_to_chance(st, e, died_error)),
+        slopes={s: last_third_slope(st, e) for s, (st, e) in curves.items()},
     )
