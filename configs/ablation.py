@@ -3,26 +3,43 @@ r"""The residual-vs-plain ablation (paper section 3.3, Figs. 21-26), one named a
     python scripts/ablation.py --config configs/ablation.py --study pilot --workdir /tmp/pilot --parallel 2
     python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation --parallel 2
     python scripts/ablation.py --config configs/ablation.py --study scaling --workdir /tmp/scaling --parallel 2
+    python scripts/ablation.py --config configs/ablation.py --study length --workdir /tmp/length --parallel 2
+    python scripts/ablation.py --config configs/ablation.py --study claim2 --workdir /tmp/claim2 --parallel 2
     python scripts/train.py --config configs/ablation.py:plain --workdir /tmp/plain         # one arm alone
     python scripts/train.py --config configs/ablation.py:v4,imagenet --workdir gs://B/v4    # one ImageNet arm
 
-Arms (`get_config("<arm>[,cpu|pilot|imagenet][,runlocal]")`); each changes only what its line says:
+Arms (`get_config("<arm>[,pilot|cpu|long|wide|imagenet][,runlocal]")`); each changes only what its
+line says:
 - `ir_v2` (also `residual`): Inception-ResNet-v2 as released (residual scales 0.17 / 0.10 / 0.20).
-- `plain`: `ir_v2` without its 40 shortcuts (`residual=False`). Each block's 1x1 projection then
-  ends in BatchNorm instead of a bias (`plain_bn`, as every other convolution of the network):
-  same trainable parameters (a BatchNorm offset per channel replaces each bias), plus the
-  projections' moving statistics (+91,520 non-trainable numbers at full width, +11,440 here).
+- `twin`: the faithful plain twin, `ir_v2` without its 40 shortcuts and nothing else: each block is
+  relu(scale * (W m + b)) where `ir_v2` has relu(x + scale * (W m + b)) (`residual=False,
+  plain_bn=False`); the same parameters, number for number.
+- `plain`: the BatchNorm twin (secondary): `ir_v2` without its shortcuts whose 1x1 projections
+  also end in BatchNorm (offset, no scale) instead of a scaled bias, as every other convolution of
+  the network: same trainable parameter count, plus the projections' moving statistics (+91,520
+  non-trainable numbers at full width, +11,440 here). The `cpu` study's plain arm.
 - the paper's pairs at similar cost: `v3` (Inception-v3) vs `ir_v1` (Inception-ResNet-v1), and
   `v4` (Inception-v4) vs `ir_v2`.
 - residual scale on `ir_v2`: `scale1.0` (unscaled), `scale0.3`, `scale0.1` (one scale for the A, B
   and C blocks instead of the released 0.17 / 0.10 / 0.20).
 
-Studies (`get_study(name)`), on the embedded digits at width 0.125 and 75 px, batch 32:
+Studies (`get_study(name)`), on the embedded digits at width 0.125 and 75 px, batch 32 (the
+`cpu` study's report is docs/ablation/study):
 - `pilot`: every arm at 3 learning rates spanning 10x, one seed, 4 epochs; each arm's rate is the
   one with the lowest validation error (mean of the last 3 evaluations), recorded in `RATES`.
 - `cpu`: every arm at its `RATES` entry, 5 seeds paired (a seed fixes initial weights where the
   arms share layers, and the data order), 12 epochs with a staircase decay to 1/36 of the peak.
 - `scaling`: the scale arms at 3x their chosen rate, 5 seeds: runs that diverge or stall.
+- `length` (a pilot, seed 100): the twins, v3 and v4 for LONG_EPOCHS (`long`: 3,700 steps, the same
+  decay in twelfths, evaluated every epoch); the length stands if the slowest plain arm's
+  last-third slope interval includes 0 (the report's slope column).
+- `rates` (a pilot, seeds 100 and 101): the claim-2 arms at 3 rates at that length.
+- `claim2`: the twins, v3, IR-v1, v4 and IR-v2, 10 paired seeds, at LONG_EPOCHS; pairs `twin` vs
+  `ir_v2` first, then v3 vs IR-v1, v4 vs IR-v2, and `plain` vs `ir_v2`, all Holm-adjusted.
+- `claim3` / `claim3_fast`: IR-v2 at width 0.5 (`wide`: widest stream 1,040 channels; 108.6M
+  MACs an image against 6.9M at width 0.125), scales 1.0 / 0.3 / 0.1, 5 seeds, WIDE_EPOCHS, at
+  the chosen rate and at 3x it; a run died if its loss became non-finite or if, having been below
+  50% validation error, it stayed at or above 85% for the last third of the run.
 - `imagenet`: six arms at full size on ImageNet with the base recipe (one seed; not run here).
 
 Every arm at every scale trains without the recipe's gradient clip, which would freeze the plain
@@ -35,9 +52,11 @@ digits are scored once per run, after its last step (`test_split`).
 Endpoints, fixed before the study ran (`Study`): speed is the number of training images until the
 validation top-1 error is at most 10% (`target_top1_error`); runs that never get there are
 censored at the run's length (restricted mean, Kaplan-Meier). Final accuracy is the mean of the
-last 3 validation evaluations (1.5 epochs) and the test score; an arm pair is called equivalent
-when the 90% interval of the paired difference lies within +-2 points (`equivalence_margin`, two
-one-sided tests at 5%). Three primary comparisons (the pairs), Holm-adjusted.
+last 3 validation evaluations (the last 0.8 epoch at `cpu`, 2 epochs at `long`) and the test
+score; an arm pair is called equivalent when the 90% interval of the paired difference lies within
++-2 points (`equivalence_margin`, two one-sided tests at 5%), whose power at 10 seeds is 80% if
+the paired differences' SD is 2 points and 28% if it is 3 (`stats.tost_power`; `planned_sd` is
+set from the `rates` pilot before `claim2` runs). The pairs are Holm-adjusted.
 
 Evaluation uses each step's raw parameters (`eval_with_ema=False`) with BatchNorm statistics of
 momentum 0.9 per 32 images (about the last 10 steps).
@@ -54,6 +73,11 @@ import ml_collections
 from inception_flax import config_base as common
 
 IR_V2 = "inception_resnet_v2"
+LONG_EPOCHS = 100.0  # claim 2's length, fixed by the `length` pilot before `claim2` runs
+# Claim 3's length: the paper's unscaled networks died early in training; width 0.5 costs ~10x
+# a step of width 0.125, so 30 epochs keep the 30 runs within one GPU session.
+WIDE_EPOCHS = 30.0
+DIGIT_EPOCHS = {"pilot": 4.0, "cpu": 12.0, "long": LONG_EPOCHS, "wide": WIDE_EPOCHS}
 ARMS: dict[str, tuple[str, dict]] = {
     "plain": (IR_V2, {"residual": False}),
     "ir_v2": (IR_V2, {"residual": True}),
@@ -64,6 +88,7 @@ ARMS: dict[str, tuple[str, dict]] = {
     "scale1.0": (IR_V2, {"scale_a": 1.0, "scale_b": 1.0, "scale_c": 1.0}),
     "scale0.3": (IR_V2, {"scale_a": 0.3, "scale_b": 0.3, "scale_c": 0.3}),
     "scale0.1": (IR_V2, {"scale_a": 0.1, "scale_b": 0.1, "scale_c": 0.1}),
+    "twin": (IR_V2, {"residual": False, "plain_bn": False}),
 }
 
 # Peak learning rate per 32 images of each arm, chosen by the pilot (docs/ablation/pilot/pilot.md); ir_v2
@@ -79,6 +104,9 @@ RATES: dict[str, float] = {
     "scale0.1": 0.15,
 }
 RATES["residual"] = RATES["ir_v2"]
+# The faithful twin has not been through a rate pilot: the BatchNorm twin's rate until the `rates`
+# study at LONG_EPOCHS chooses every arm's rate for `claim2` (its seeds are not the study's).
+RATES["twin"] = RATES["plain"]
 PILOT_RATES = (0.005, 0.015, 0.05)
 # An arm whose best pilot rate is the grid's largest also runs at 3x that (the grid's step).
 EDGE_RATES = tuple((arm, (0.15,)) for arm in ("ir_v2", "v3", "ir_v1", "scale1.0", "scale0.3", "scale0.1"))
@@ -102,9 +130,13 @@ class Study:
     final_evals: int = 3  # final validation error: the mean of this many last evaluations
     equivalence_margin: float = 0.02  # two one-sided tests on the paired final-error difference
     stall_top1_error: float = 0.8  # a run ending above this validation error has not learned
+    died_top1_error: float = 0.85  # learned (< 50%), then at or above this for the run's last third
+    planned_sd: float = float("nan")  # SD of paired final-error differences the TOST's power assumes
 
 
 CPU_ARMS = ("plain", "ir_v2", "v3", "ir_v1", "v4", "scale1.0", "scale0.3", "scale0.1")
+CLAIM2_ARMS = ("twin", "ir_v2", "v3", "ir_v1", "v4", "plain")
+WIDE_ARMS = ("scale1.0", "scale0.3", "scale0.1")
 STUDIES = {
     "pilot": Study(arms=CPU_ARMS, seeds=(0,), scale="pilot", learning_rates=PILOT_RATES, extra_rates=EDGE_RATES),
     # The extension alone, to run beside a pilot still training (the same workdir).
@@ -116,6 +148,33 @@ STUDIES = {
         scale="cpu",
         pairs=(),
         sweep=("scale1.0", "scale0.3", "scale0.1"),
+        rate_factor=SCALING_FACTOR,
+        test_split="test",
+    ),
+    # Claim 2 at its real length (docs/ablation/README.md). Pilots use seeds 100+, never the study's.
+    # `length`: the slowest plain arms and both twins at LONG_EPOCHS, provisional rates; the length
+    # stands if the slowest plain arm's last-third slope interval includes 0 (the report's slope column).
+    "length": Study(arms=("twin", "v4", "v3", "plain"), seeds=(100,), scale="long", pairs=(), sweep=()),
+    # `rates`: every claim-2 arm at 3 rates spanning 10x, two seeds, at the study's length; the
+    # chosen rates go into LONG_RATES and the pooled SD of paired differences into `planned_sd`.
+    "rates": Study(arms=CLAIM2_ARMS, seeds=(100, 101), scale="long", learning_rates=PILOT_RATES, pairs=()),
+    "claim2": Study(
+        arms=CLAIM2_ARMS,
+        seeds=tuple(range(10)),
+        scale="long",
+        # The faithful twin against its residual network first; the BatchNorm twin is secondary.
+        pairs=(("twin", "ir_v2"), ("v3", "ir_v1"), ("v4", "ir_v2"), ("plain", "ir_v2")),
+        sweep=(),
+        test_split="test",
+    ),
+    # Claim 3: IR-v2 at width 0.5 (widest stream 1,040 channels at 75 px), unscaled and scaled.
+    "claim3": Study(arms=WIDE_ARMS, seeds=tuple(range(5)), scale="wide", pairs=(), sweep=WIDE_ARMS, test_split="test"),
+    "claim3_fast": Study(
+        arms=WIDE_ARMS,
+        seeds=tuple(range(5)),
+        scale="wide",
+        pairs=(),
+        sweep=WIDE_ARMS,
         rate_factor=SCALING_FACTOR,
         test_split="test",
     ),
@@ -136,7 +195,7 @@ def get_study(name: str) -> Study:
 
 
 def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
-    parsed = common.parse_arg(arg, arm=tuple(ARMS), scale=("cpu", "pilot", "imagenet"))
+    parsed = common.parse_arg(arg, arm=tuple(ARMS), scale=(*DIGIT_EPOCHS, "imagenet"))
     arm, scale = parsed["arm"] or "ir_v2", parsed["scale"] or "cpu"
     model, options = ARMS[arm]
     c = common.get_base_config()
@@ -151,11 +210,11 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
     # every update by 1e-11 and it never learns (a pilot with the clip: at chance after 4 epochs at
     # 0.005 and at 0.015). RMSProp normalises each parameter's step without it.
     c.grad_clip_norm = 0.0
-    if scale in ("cpu", "pilot"):
+    if scale in DIGIT_EPOCHS:
         c.dataset = "inception_digits"
         c.train_split = "train[300:]"  # 1,197 digits: 37 steps an epoch
         c.eval_split = "train[:300]"  # validation; the test digits are scored once, at the end
-        c.width = 0.125
+        c.width = 0.5 if scale == "wide" else 0.125
         c.image_size = 75
         c.aux_logits = False  # the aux head needs 107 px; the pairs are compared without it
         c.crop_area_range = (0.35, 1.0)  # a 5% crop of an 8x8 digit carries no label
@@ -167,8 +226,8 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
         c.bn_group_size = 0  # statistics over the whole batch, as these runs were measured
         c.cold_epochs = 0.0
         c.lr_decay_rate = 0.7
-        # 12 epochs: 1 of warm-up, then x0.7 every epoch (the pilot: the same shape in 4 epochs).
-        c.num_epochs = 12.0 if scale != "pilot" else 4.0
+        # 12 epochs: 1 of warm-up, then x0.7 every epoch; every length has this shape in twelfths.
+        c.num_epochs = DIGIT_EPOCHS[scale]
         c.warmup_epochs = c.lr_decay_epochs = c.num_epochs / 12
         c.bn_momentum = 0.9  # per 32 images: about the last 10 steps
         c.ema_decay = 0.99
@@ -178,6 +237,10 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
         c.log_every_steps = 18
         c.eval_every_steps = 18  # about every half epoch
         c.checkpoint_every_steps = 111
+        if scale in ("long", "wide"):
+            # Each epoch: 100 evaluations of 300 digits stay a small share of a 3,700-step run.
+            c.log_every_steps = c.eval_every_steps = 37
+            c.checkpoint_every_steps = 370
         c.profile = False
         c.compilation_cache_dir = "~/.cache/inception_flax/xla"
     return common.runlocal(c) if parsed["runlocal"] else c

@@ -114,9 +114,9 @@ def test_shipped_configs_pass(name, arg):
 
 def test_every_ablation_arm_passes():
     ablation = importlib.import_module("configs.ablation")
-    for study in ("cpu", "imagenet"):
+    for scale in (*ablation.DIGIT_EPOCHS, "imagenet"):
         for arm in ablation.ARMS:
-            config_base.check(ablation.get_config(f"{arm},{study}"))
+            config_base.check(ablation.get_config(f"{arm},{scale}"))
 
 
 def test_unknown_and_missing_fields():
