@@ -107,6 +107,19 @@ def test_last_third_slope_and_the_return_to_chance():
     assert not returned_to_chance(steps, np.r_[np.full(16, 0.3), np.full(4, 0.9)], 0.85)  # not the whole last third
 
 
+def test_curves_csv_round_trip_and_the_plateau_table(tmp_path):
+    from inception_flax.ablation import report
+
+    report.write_curves(POINTS, str(tmp_path / "curves.csv"))
+    assert report.read_curves_csv(str(tmp_path / "curves.csv")) == POINTS
+    steps = range(0, 100, 10)
+    linear = curve("v4", 0, [0.5 - 0.001 * s for s in steps], steps)  # -10 points per 100 steps
+    rows = [line.split(" | ") for line in report.plateau_markdown(POINTS + linear).splitlines()]
+    assert [r[4:] for r in rows if r[0] == "| v4"] == [["-10.00", "-10.00 to -10.00", "no |"]]
+    # 4 evaluations leave 2 in the last third: no line to fit
+    assert [r[4] for r in rows if r[0] == "| plain"] == ["too few evaluations"] * 3
+
+
 def test_summary_refuses_an_arm_without_a_curve():
     with pytest.raises(ValueError, match="nothing to score against"):
         summarize_arm(POINTS, "v4", **ARGS)

@@ -23,6 +23,7 @@ from inception_flax.ablation.stats import (
     Point,
     clopper_pearson,
     holm,
+    last_third_slope,
     paired,
     read_curves,
     series,
@@ -62,6 +63,36 @@ def _done(workdir: str, arm: str, seed: int) -> dict[str, Any] | None:
     if not paths.path(path).exists():
         return None
     return json.loads(paths.read_text(path))
+
+
+def read_curves_csv(path: str) -> list[Point]:
+    """The points of a report's curves.csv (a committed study, without its run directories)."""
+    rows = csv.DictReader(io.StringIO(paths.read_text(path)))
+    return [
+        Point(r["arm"], int(r["seed"]), int(r["step"]), float(r["epoch"]), r["split"], r["metric"], float(r["value"]))
+        for r in rows
+    ]
+
+
+def plateau_markdown(points: list[Point]) -> str:
+    """Per arm and seed: the last-third slope of the validation error, and whether it is flat."""
+    lines = [
+        "Least-squares slope of each run's validation top-1 error over the last third of its evaluations, "
+        "in points per 100 steps, with a 95% t-interval; flat: the interval includes 0.",
+        "",
+        "| arm | seed | last step | final error % | slope | 95% CI | flat |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm in dict.fromkeys(p.arm for p in points):
+        for seed, (steps, errors) in series(points, arm, "val", "top1_error").items():
+            m, low, high = last_third_slope(steps, errors)
+            fit = (
+                "too few evaluations | - | -"
+                if math.isnan(m)
+                else f"{100 * m:+.2f} | {100 * low:+.2f} to {100 * high:+.2f} | {'yes' if low <= 0 <= high else 'no'}"
+            )
+            lines.append(f"| {arm} | {seed} | {steps[-1]} | {100 * errors[-1]:.1f} | {fit} |")
+    return "\n".join(lines) + "\n"
 
 
 def write_curves(points: list[Point], path: str) -> None:
@@ -302,10 +333,11 @@ def _jsonable(x):
 
 def _slopes(slopes: dict[int, tuple[float, float, float]]) -> str:
     """Median slope over seeds and how many seeds' 95% intervals include 0 (flat)."""
-    if not slopes:
+    fitted = [s for s in slopes.values() if not math.isnan(s[0])]  # a short curve has no fit
+    if not fitted:
         return "-"
-    flat = sum(low <= 0 <= high for _, low, high in slopes.values())
-    return f"{100 * float(np.median([m for m, _, _ in slopes.values()])):+.2f} ({flat}/{len(slopes)} flat)"
+    flat = sum(low <= 0 <= high for _, low, high in fitted)
+    return f"{100 * float(np.median([m for m, _, _ in fitted])):+.2f} ({flat}/{len(fitted)} flat)"
 
 
 def summary_markdown(summaries, comparisons, study, configs, flops, missing) -> str:
