@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import signal
+import sys
 import time
 
 import numpy as np
@@ -286,6 +287,18 @@ def test_the_claim_studies_are_fixed_before_they_run():
     fast = {a: c.learning_rate for a, _, c in ablation.run_configs(module.get_config, module.get_study("claim3_fast"))}
     slow = {a: c.learning_rate for a, _, c in ablation.run_configs(module.get_config, claim3)}
     assert fast == pytest.approx({a: 3 * r for a, r in slow.items()})
+
+
+def test_parallel_workers_get_their_cpus_and_a_share_of_a_gpu(tmp_path):
+    from inception_flax.ablation import runner
+
+    script = "import os, sys; open(sys.argv[1] + sys.argv[2][-3:].replace('/', '_'), 'w').write("
+    script += "os.environ['XLA_PYTHON_CLIENT_MEM_FRACTION'] + ' ' + str(sorted(os.sched_getaffinity(0))))"
+    runner.run_parallel([sys.executable, "-c", script, str(tmp_path / "w")], 2, progress=lambda _: None)
+    said = {p.name: p.read_text().split(" ", 1) for p in tmp_path.iterdir()}
+    assert {k: v[0] for k, v in said.items()} == {"w0_2": "0.450", "w1_2": "0.450"}
+    assert said["w0_2"][1] != said["w1_2"][1]  # disjoint CPU sets
+    assert runner.worker_env(4, {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.2"})["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.2"
 
 
 def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypatch):

@@ -189,12 +189,24 @@ def cpu_groups(count: int) -> list[set[int]]:
     return [set(cpus[i::count]) for i in range(count)]
 
 
+def worker_env(count: int, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of one of `count` workers: on a GPU they share its memory.
+
+    JAX takes 75% of a GPU's memory per process by default, so a second worker on the same GPU
+    would fail to allocate; each gets an equal share instead (an explicit setting is kept). The
+    variable means nothing on a CPU."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / count:.3f}")
+    return env
+
+
 def run_parallel(command: list[str], count: int, progress: Callable[[str], None] = print) -> None:
     """Runs `command + ["--shard=k/count"]` for every k at once, each pinned to its own CPUs.
 
     Small networks use two cores poorly: two single-core workers train about twice the runs per
-    hour of one two-core process (docs/ablation/README.md). Each worker trains every
-    `count`-th run, so the workers never share a run directory; a rerun resumes each where it stopped.
+    hour of one two-core process (docs/ablation/README.md); on a GPU, several small runs share
+    the device (`worker_env`). Each worker trains every `count`-th run, so the workers never
+    share a run directory; a rerun resumes each where it stopped.
     """
     import subprocess
 
@@ -204,6 +216,7 @@ def run_parallel(command: list[str], count: int, progress: Callable[[str], None]
         procs.append(
             subprocess.Popen(
                 [*command, f"--shard={k}/{count}"],
+                env=worker_env(count),
                 preexec_fn=lambda cpus=cpus: os.sched_setaffinity(0, cpus),  # noqa: PLW1509 -- no threads yet
             )
         )
