@@ -29,6 +29,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "One subdirectory per run; the r
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Rebuild the report from what is on disk; train nothing.")
 _REPORT_DIR = flags.DEFINE_string("report_dir", None, "Where the report goes (default <workdir>/report).")
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs trained at once, each pinned to its own CPUs.")
+_RECORDS = flags.DEFINE_string(
+    "records",
+    "",
+    "A folder (committed) that keeps each finished run's settings, result and metrics log: "
+    "runs found there are not trained again, so a study can span sittings on machines that keep nothing.",
+)
 _SHARD = flags.DEFINE_string("shard", "", "k/N: train every N-th run from the k-th, and no report (a worker).")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -46,15 +52,16 @@ def main(argv: Sequence[str]) -> None:
         test_split = getattr(study, "test_split", "")
         if _SHARD.value:
             index, _, count = _SHARD.value.partition("/")
-            ablation.train_or_check(_WORKDIR.value, ablation.shard(runs, int(index), int(count)), False, test_split)
+            shard = ablation.shard(runs, int(index), int(count))
+            ablation.train_or_check(_WORKDIR.value, shard, False, test_split, _RECORDS.value)
             return
         if _PARALLEL.value > 1 and not _REPORT_ONLY.value:
             ablation.check_workdir(_WORKDIR.value, runs)
             command = [sys.executable, os.path.abspath(__file__), f"--config={_CONFIG.value}"]
-            command += [f"--study={_STUDY.value}", f"--workdir={_WORKDIR.value}"]
+            command += [f"--study={_STUDY.value}", f"--workdir={_WORKDIR.value}", f"--records={_RECORDS.value}"]
             ablation.run_parallel(command, _PARALLEL.value)
         else:
-            ablation.train_or_check(_WORKDIR.value, runs, _REPORT_ONLY.value, test_split)
+            ablation.train_or_check(_WORKDIR.value, runs, _REPORT_ONLY.value, test_split, _RECORDS.value)
         summary = ablation.write_report(_WORKDIR.value, runs, study, _REPORT_DIR.value)
     except (ValueError, RuntimeError, config_base.ConfigError, data.DatasetNotPreparedError) as e:
         raise SystemExit(f"error: {e}") from None

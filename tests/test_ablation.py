@@ -24,6 +24,7 @@ from inception_flax.ablation.stats import (
     tost,
     tost_power,
 )
+from inception_flax.config_base import ConfigError
 from tests.helpers import ROOT, run_script
 
 
@@ -299,6 +300,42 @@ def test_parallel_workers_get_their_cpus_and_a_share_of_a_gpu(tmp_path):
     assert {k: v[0] for k, v in said.items()} == {"w0_2": "0.450", "w1_2": "0.450"}
     assert said["w0_2"][1] != said["w1_2"][1]  # disjoint CPU sets
     assert runner.worker_env(4, {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.2"})["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.2"
+
+
+def test_records_carry_a_study_across_machines_that_keep_nothing(tmp_path, monkeypatch):
+    """Each finished run is kept in the records folder; a fresh workdir with those records trains
+    only what is missing, and the report reads the records' metrics as its own."""
+    from inception_flax import metrics_log
+    from inception_flax.ablation import runner
+
+    module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
+    runs = ablation.run_configs(module.get_config, module.get_study("cpu"))[:3]
+    monkeypatch.setattr(runner.preflight, "validate", lambda config, workdir: None)
+    trained = []
+
+    def fake_train(config, path, plan):
+        trained.append(path)
+        metrics_log.append(path, 444, 12.0, {"eval_top1_error": 0.25})
+        return {"step": 444}
+
+    monkeypatch.setattr(runner.train, "train_and_evaluate", fake_train)
+    records, first, second = (str(tmp_path / name) for name in ("records", "sitting1", "sitting2"))
+    runner.train_or_check(first, runs[:2], False, records=records)  # the first sitting ends after 2 runs
+    assert len(trained) == 2
+    assert sorted(p.name for p in (tmp_path / "records" / runs[0][0] / "seed0").iterdir()) == sorted(
+        runner.RECORD_FILES
+    )
+    runner.train_or_check(second, runs, False, records=records)  # a new machine: only the third trains
+    assert trained[2:] == [runner.run_dir(second, runs[2][0], 0)]
+    assert metrics_log.read(runner.run_dir(second, runs[0][0], 0)) == [
+        {"step": 444, "epoch": 12.0, "eval_top1_error": 0.25}
+    ]
+    # Records made with other settings are refused before anything is copied.
+    other = [(arm, seed, config.copy_and_resolve_references()) for arm, seed, config in runs]
+    other[0][2].learning_rate *= 2
+    with pytest.raises(ConfigError, match="other settings"):
+        runner.train_or_check(str(tmp_path / "sitting3"), other, False, records=records)
+    assert not (tmp_path / "sitting3").exists()
 
 
 def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypatch):

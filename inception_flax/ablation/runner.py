@@ -22,7 +22,7 @@ from typing import Any
 import ml_collections
 from absl import logging
 
-from inception_flax import config_base, faults, paths, preflight, train
+from inception_flax import config_base, faults, metrics_log, paths, preflight, train
 
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
@@ -107,15 +107,59 @@ def check_workdir(workdir: str, runs: list[tuple[str, int, ml_collections.Config
         )
 
 
+# done.json last: a record is complete once it is there.
+RECORD_FILES = (SETTINGS_FILE, metrics_log.FILE, DONE_FILE)
+
+
+def _finished(path: str) -> bool:
+    return paths.path(paths.join(path, DONE_FILE)).exists()
+
+
+def save_record(source: str, target: str, arm: str, seed: int) -> None:
+    """Copies a finished run's settings, metrics log and result between two study folders."""
+    for name in RECORD_FILES:
+        path = paths.join(run_dir(source, arm, seed), name)
+        if paths.path(path).exists():  # a run that diverged before its first log has no metrics
+            paths.write_text(paths.join(run_dir(target, arm, seed), name), paths.read_text(path))
+
+
+def sync_records(records: str, workdir: str, runs: list[tuple[str, int, ml_collections.ConfigDict]]) -> int:
+    """Copies every finished run kept in `records` into `workdir` and the other way; returns how
+    many came from `records`. A study then spans sittings on machines that keep nothing but the
+    repository: `records` (a committed folder) holds each finished run's settings, result and
+    metrics log, a few kB, never checkpoints. Settings that differ from the config's are refused
+    on either side before anything is copied."""
+    check_workdir(records, runs)
+    check_workdir(workdir, runs)
+    restored = 0
+    for arm, seed, _ in runs:
+        kept, here = _finished(run_dir(records, arm, seed)), _finished(run_dir(workdir, arm, seed))
+        if kept and not here:
+            save_record(records, workdir, arm, seed)
+            restored += 1
+        elif here and not kept:
+            save_record(workdir, records, arm, seed)
+    return restored
+
+
 def train_or_check(
-    workdir: str, runs: list[tuple[str, int, ml_collections.ConfigDict]], report_only: bool, test_split: str = ""
+    workdir: str,
+    runs: list[tuple[str, int, ml_collections.ConfigDict]],
+    report_only: bool,
+    test_split: str = "",
+    records: str = "",
 ) -> None:
-    """Trains every run not finished yet or, for a report only, checks that `workdir` holds these runs."""
+    """Trains every run not finished yet or, for a report only, checks that `workdir` holds these runs.
+
+    With `records`, finished runs kept there count as finished here, and each run finished now is
+    kept there too."""
+    if records:
+        logging.info("%d finished runs restored from %s", sync_records(records, workdir, runs), records)
     if report_only:
         check_workdir(workdir, runs)
     else:
         train.enable_compilation_cache(runs[0][2].compilation_cache_dir)
-        run_study(workdir, runs, test_split=test_split)
+        run_study(workdir, runs, test_split=test_split, records=records)
 
 
 def score_test(path: str, config: ml_collections.ConfigDict, split: str) -> dict[str, float]:
@@ -133,6 +177,7 @@ def run_study(
     runs: list[tuple[str, int, ml_collections.ConfigDict]],
     progress: Callable[[str], None] = print,
     test_split: str = "",
+    records: str = "",
 ) -> list[dict[str, Any]]:
     """Trains every run not finished yet, in order; returns each run's final metrics (from done.json).
 
@@ -169,6 +214,8 @@ def run_study(
             result |= score_test(path, config, test_split)
         result = {"arm": arm, "seed": seed, "seconds": time.time() - run_start, **result}
         paths.write_text(done, json.dumps(result))
+        if records:
+            save_record(workdir, records, arm, seed)
         results.append(result)
         trained += 1
         logging.info("Finished %s seed %d in %.0f s", arm, seed, result["seconds"])
