@@ -75,7 +75,7 @@ from inception_flax import config_base as common
 IR_V2 = "inception_resnet_v2"
 LONG_EPOCHS = 100.0  # claim 2's length, fixed by the `length` pilot before `claim2` runs
 # Claim 3's length: the paper's unscaled networks died early in training, and width 0.5 has 16x
-# the MACs of width 0.125 (108.6M against 6.9M an image), so its 30 runs take 30 epochs each.
+# the MACs of width 0.125 (108.6M against 6.9M an image): each of its runs takes 30 epochs.
 WIDE_EPOCHS = 30.0
 DIGIT_EPOCHS = {"pilot": 4.0, "cpu": 12.0, "long": LONG_EPOCHS, "longer": 1.5 * LONG_EPOCHS, "wide": WIDE_EPOCHS}
 ARMS: dict[str, tuple[str, dict]] = {
@@ -161,7 +161,7 @@ STUDIES = {
     # seed) ends within 1 point (half the equivalence margin) of its LONG_EPOCHS error.
     "length_check": Study(arms=("v4",), seeds=(100,), scale="longer", pairs=(), sweep=()),
     # `rates`: every claim-2 arm at 3 rates spanning 10x, two seeds, at the study's length; the
-    # chosen rates go into LONG_RATES and the pooled SD of paired differences into `planned_sd`.
+    # chosen rates become the `long` scale's and the pooled SD of paired differences `planned_sd`.
     "rates": Study(arms=CLAIM2_ARMS, seeds=(100, 101), scale="long", learning_rates=PILOT_RATES, pairs=()),
     "claim2": Study(
         arms=CLAIM2_ARMS,
@@ -243,7 +243,7 @@ def get_config(arg: str | None = "ir_v2") -> ml_collections.ConfigDict:
         c.eval_every_steps = 18  # about every half epoch
         c.checkpoint_every_steps = 111
         if scale in ("long", "longer", "wide"):
-            # Each epoch: 100 evaluations of 300 digits stay a small share of a 3,700-step run.
+            # One evaluation of the 300 digits an epoch: a small share of a run of thousands of steps.
             c.log_every_steps = c.eval_every_steps = 37
             c.checkpoint_every_steps = 370
         c.profile = False

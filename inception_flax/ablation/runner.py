@@ -189,7 +189,7 @@ def run_study(
     # Every user error before the first run trains; each run then trusts its plan.
     plans = {(arm, seed): preflight.validate(config, run_dir(workdir, arm, seed)) for arm, seed, config in runs}
     results, start, trained = [], time.time(), 0
-    todo = [r for r in runs if not paths.path(paths.join(run_dir(workdir, r[0], r[1]), DONE_FILE)).exists()]
+    todo = [r for r in runs if not _finished(run_dir(workdir, r[0], r[1]))]
     for i, (arm, seed, config) in enumerate(runs, 1):
         path = run_dir(workdir, arm, seed)
         done = paths.join(path, DONE_FILE)
