@@ -156,7 +156,8 @@ def test_an_input_smaller_than_the_networks_accept_is_refused_by_the_field_check
         ("demo", "none or 'runlocal'"),
         (
             "ablation",
-            "arm: plain, ir_v2, residual, v3, ir_v1, v4, scale1.0, scale0.3, scale0.1; scale: cpu, pilot, imagenet",
+            "arm: plain, ir_v2, residual, v3, ir_v1, v4, scale1.0, scale0.3, scale0.1, twin; "
+            "scale: pilot, cpu, long, wide, e100, e150, e225, imagenet",
         ),
         ("batch_scaling", "arm: b16, b32, b64, b128; scale: cpu"),
         ("finetune", "model: inception_resnet_v1, inception_resnet_v2, inception_v3, inception_v4"),
