@@ -173,10 +173,14 @@ STUDIES = {
     # (docs/ablation/length_check): 2.2% against 3.4%, so the length became 150 epochs.
     "length_check": Study(arms=("v4",), seeds=(100,), scale="e150", pairs=(), sweep=()),
     # The same rule one step on, run after the length was set (it does not change it): v4 for 225.
+    # Result (docs/ablation/length_check2): 1.8% against 2.2% at 150, within the point; flat.
     "length_check2": Study(arms=("v4",), seeds=(100,), scale="e225", pairs=(), sweep=()),
     # `rates`: every claim-2 arm at 3 rates spanning 10x, two seeds, at the study's length; the
     # chosen rates become the `long` scale's and the pooled SD of paired differences `planned_sd`.
     "rates": Study(arms=CLAIM2_ARMS, seeds=(100, 101), scale="long", learning_rates=PILOT_RATES, pairs=()),
+    # The run of `rates` asked first (the faithful twin at the grid's rate the length pilots did not
+    # try), the same run directory and settings, so its record counts for `rates`.
+    "rates_first": Study(arms=("twin",), seeds=(100,), scale="long", learning_rates=(0.05,), pairs=()),
     "claim2": Study(
         arms=CLAIM2_ARMS,
         seeds=tuple(range(10)),
