@@ -19,6 +19,7 @@ import numpy as np
 from inception_flax import models, paths, step
 from inception_flax.ablation import plots, runner
 from inception_flax.ablation.stats import (
+    DIED_ERROR,
     ArmSummary,
     Point,
     clopper_pearson,
@@ -264,7 +265,7 @@ def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, m
             tests={s: d["test_top1_error"] for s, d in done.items() if "test_top1_error" in d},
             diverged=[s for s, d in done.items() if "diverged" in d],
             stall_error=study.stall_top1_error,
-            died_error=getattr(study, "died_top1_error", 0.85),
+            died_error=_died_error(study),
         )
         flops[arm] = training_flops_per_image(cfg)
     pairs = [(a, b) for a, b in study.pairs if a in summaries and b in summaries]
@@ -308,7 +309,7 @@ def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, m
         "final_evals": study.final_evals,
         "equivalence_margin": study.equivalence_margin,
         "stall_top1_error": study.stall_top1_error,
-        "died_top1_error": getattr(study, "died_top1_error", 0.85),
+        "died_top1_error": _died_error(study),
         "learning_rates": {arm: configs[arm].learning_rate for arm in arms},
         "training_gflops_per_image": {arm: flops[arm] / 1e9 for arm in arms},
         "arms": {arm: _jsonable(dataclasses.asdict(s)) for arm, s in summaries.items()},
@@ -321,6 +322,11 @@ def write_study(workdir: str, points: list[Point], runs, study: Any, out: str, m
         paths.join(out, "summary.md"), summary_markdown(summaries, comparisons, study, configs, flops, missing)
     )
     return summary
+
+
+def _died_error(study: Any) -> float:
+    """The study's threshold for "died" (studies written before it existed use the default)."""
+    return getattr(study, "died_top1_error", DIED_ERROR)
 
 
 def _jsonable(x):
@@ -347,7 +353,7 @@ def summary_markdown(summaries, comparisons, study, configs, flops, missing) -> 
         "Errors in %, mean over seeds with a 95% t-interval on the logit scale (stays inside 0-100). "
         f"Images to {100 * target:.0f}%: restricted mean over seeds (runs that never get there count at the run's "
         "length) with a t-interval. Counts with exact (Clopper-Pearson) 95% intervals. Died: a non-finite loss, "
-        f"or below 50% validation error once and at or above {100 * getattr(study, 'died_top1_error', 0.85):.0f}% "
+        f"or below 50% validation error once and at or above {100 * _died_error(study):.0f}% "
         "at every evaluation of the run's last third. Slope: least squares through the last third of each "
         "validation-error curve, median over seeds; flat: its 95% interval includes 0.",
         "",

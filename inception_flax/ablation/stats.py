@@ -31,6 +31,7 @@ from inception_flax import metrics_log
 
 CURVE_METRICS = {"eval_top1_error": "val", "eval_loss": "val", "train_loss": "train", "train_top1": "train"}
 CHANCE_ERROR = 0.9  # 10 classes; also the final error counted for a run that diverged
+DIED_ERROR = 0.85  # a study's default `died_top1_error`: back at chance, give or take 15 examples in 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,7 +267,7 @@ def summarize_arm(
     tests: dict[int, float] | None = None,
     diverged: Sequence[int] = (),
     stall_error: float = 0.8,
-    died_error: float = 0.85,
+    died_error: float = DIED_ERROR,
 ) -> ArmSummary:
     curves = series(points, arm, "val", "top1_error")
     if not curves:
