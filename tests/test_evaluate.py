@@ -15,7 +15,9 @@ import tensorflow as tf
 from PIL import Image
 
 from inception_flax import checkpoint, config_base, data, evaluation, finetune, models, preflight, train
+from inception_flax.ablation import bn_check
 from inception_flax.data import preprocessing
+from inception_flax.evaluation import batch_stats
 from tests.helpers import ROOT, random_variables, tiny_config
 
 SIZE = 64
@@ -278,3 +280,42 @@ def test_init_from_another_model_is_refused(workdir, tmp_path):
         preflight.validate(tiny_config(tfds_dir, init_from=path, model="inception_v4", model_options={}), str(tmp_path))
     with pytest.raises(config_base.ConfigError, match="outside the classifier heads do not fit"):
         preflight.validate(tiny_config(tfds_dir, init_from=path, width=0.25), str(tmp_path))
+
+
+def test_recomputed_batch_stats_are_the_population_statistics():
+    model = models.create("inception_v3", num_classes=10, width=0.125)
+    variables = random_variables(model, 75)
+    rng = np.random.default_rng(0)
+    # Two batches with different means: the population variance must include their spread.
+    images = [rng.normal(loc, 1.0, (4, 75, 75, 3)).astype(np.float32) for loc in (-1.0, 2.0)]
+    split = batch_stats.population_batch_stats(model, variables, [{"image": x} for x in images])
+    whole = batch_stats.population_batch_stats(model, variables, [{"image": np.concatenate(images)}])
+    assert jax.tree.structure(split) == jax.tree.structure(variables["batch_stats"])
+    # The first BatchNorm sees the raw convolution of the images, the same in both cuts, so its
+    # statistics over two batches are exactly those over their union; deeper ones differ (each batch
+    # was normalised by its own statistics in training mode), but stay finite and non-negative.
+    first, first_whole = split["Stem"]["Conv2d_1a_3x3"]["bn"], whole["Stem"]["Conv2d_1a_3x3"]["bn"]
+    np.testing.assert_allclose(first["mean"], first_whole["mean"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(first["var"], first_whole["var"], rtol=1e-4, atol=1e-5)
+    deeper = split["Mixed_5b"]["b0_0"]["bn"]["var"]
+    assert not np.allclose(deeper, whole["Mixed_5b"]["b0_0"]["bn"]["var"], rtol=1e-3)
+    assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(split))
+    assert all(np.all(v >= 0) for p, v in jax.tree_util.tree_leaves_with_path(split) if p[-1].key == "var")
+    with pytest.raises(ValueError, match="No batches"):
+        batch_stats.population_batch_stats(model, variables, [])
+
+
+def test_bn_check_scores_a_run_as_its_loop_did_and_with_recomputed_statistics(workdir):
+    _, path, trained = workdir
+    result = bn_check.check_run(path)
+    assert result["step"] == 6 and result["epochs"] == 1
+    # With the kept statistics the validation score is the loop's own final evaluation.
+    assert result["validation"]["kept"]["top1_error"] == pytest.approx(trained["eval_top1_error"], abs=1e-6)
+    assert result["validation"]["kept"]["loss"] == pytest.approx(trained["eval_loss"], rel=1e-5)
+    for split in ("validation", "train"):
+        assert set(result[split]) == {"kept", "recomputed"}
+        assert all(0.0 <= s["top1_error"] <= 1.0 and math.isfinite(s["loss"]) for s in result[split].values())
+    table = bn_check.markdown(result)
+    assert table.count("\n| ") == 5 and "Step 6" in table
+    with pytest.raises(ValueError, match="at least one epoch"):
+        bn_check.check_run(path, epochs=0)
