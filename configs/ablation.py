@@ -144,10 +144,13 @@ class Study:
     stall_top1_error: float = 0.8  # a run ending above this validation error has not learned
     died_top1_error: float = 0.85  # learned (< 50%), then at or above this for the run's last third
     planned_sd: float = float("nan")  # SD of paired final-error differences the TOST's power assumes
+    planned_seeds: int = 10  # a pilot with `pairs`: the seeds of the study it plans (the power it reports)
 
 
 CPU_ARMS = ("plain", "ir_v2", "v3", "ir_v1", "v4", "scale1.0", "scale0.3", "scale0.1")
 CLAIM2_ARMS = ("twin", "ir_v2", "v3", "ir_v1", "v4", "plain")
+# The faithful twin against its residual network first; the BatchNorm twin is secondary.
+CLAIM2_PAIRS = (("twin", "ir_v2"), ("v3", "ir_v1"), ("v4", "ir_v2"), ("plain", "ir_v2"))
 WIDE_ARMS = ("scale1.0", "scale0.3", "scale0.1")
 STUDIES = {
     "pilot": Study(arms=CPU_ARMS, seeds=(0,), scale="pilot", learning_rates=PILOT_RATES, extra_rates=EDGE_RATES),
@@ -185,7 +188,7 @@ STUDIES = {
         scale="long",
         learning_rates=PILOT_RATES,
         extra_rates=(("twin", (0.15,)),),
-        pairs=(),
+        pairs=CLAIM2_PAIRS,  # their paired SD over seeds 100 and 101 at the chosen rates
     ),
     # The run of `rates` asked first (the faithful twin at the grid's rate the length pilots did not
     # try), the same run directory and settings, so its record counts for `rates`.
@@ -194,8 +197,7 @@ STUDIES = {
         arms=CLAIM2_ARMS,
         seeds=tuple(range(10)),
         scale="long",
-        # The faithful twin against its residual network first; the BatchNorm twin is secondary.
-        pairs=(("twin", "ir_v2"), ("v3", "ir_v1"), ("v4", "ir_v2"), ("plain", "ir_v2")),
+        pairs=CLAIM2_PAIRS,
         sweep=(),
         test_split="test",
     ),

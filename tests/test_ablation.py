@@ -19,6 +19,7 @@ from inception_flax.ablation.stats import (
     kaplan_meier,
     last_third_slope,
     paired,
+    pooled_paired_sd,
     returned_to_chance,
     summarize_arm,
     tost,
@@ -120,6 +121,35 @@ def test_curves_csv_round_trip_and_the_plateau_table(tmp_path):
     assert [r[4:] for r in rows if r[0] == "| v4"] == [["-10.00", "-10.00 to -10.00", "no |"]]
     # 4 evaluations leave 2 in the last third: no line to fit
     assert [r[4] for r in rows if r[0] == "| plain"] == ["too few evaluations"] * 3
+
+
+def test_pooled_paired_sd_and_the_pilot_line_that_plans_the_study(tmp_path):
+    from inception_flax.ablation import report
+
+    # Pair (a, b): differences 0.1, 0.3 (mean 0.2, squares 0.02); pair (c, b): 0.0, 0.1, 0.5 over
+    # the seeds they share (mean 0.2, squares 0.14); 1 + 2 degrees of freedom.
+    finals = {"a": {0: 0.5, 1: 0.6}, "b": {0: 0.4, 1: 0.3, 2: 0.1}, "c": {0: 0.4, 1: 0.4, 2: 0.6}, "d": {0: 0.2}}
+    sd, df = pooled_paired_sd(finals, [("a", "b"), ("c", "b"), ("d", "b")])
+    assert df == 3 and sd == pytest.approx(math.sqrt(0.16 / 3))
+    assert pooled_paired_sd(finals, [("d", "b")]) == (pytest.approx(math.nan, nan_ok=True), 0)
+
+    # A two-seed pilot of two arms at two rates: the paired SD is taken at each arm's chosen rate.
+    def runs(arm, rate, finals_by_seed):
+        return [p for seed, e in finals_by_seed.items() for p in curve(f"{arm}@lr{rate:g}", seed, [0.9, 0.5, e, e])]
+
+    points = runs("p", 0.1, {0: 0.10, 1: 0.20}) + runs("p", 0.3, {0: 0.5, 1: 0.5})
+    points += runs("r", 0.1, {0: 0.12, 1: 0.18}) + runs("r", 0.3, {0: 0.05, 1: 0.05})
+    study = dataclasses.make_dataclass(
+        "S", [("final_evals", int, 2), ("pairs", tuple, (("p", "r"),)), ("planned_seeds", int, 10)]
+    )
+    study.equivalence_margin = 0.02
+    names = [(f"{a}@lr{r:g}", s, None) for a in "pr" for r in (0.1, 0.3) for s in (0, 1)]
+    summary = report.write_pilot(points, names, study(), str(tmp_path), [])
+    assert summary["chosen_learning_rate"] == {"p": 0.1, "r": 0.3}
+    # p at 0.1 minus r at 0.3: 0.05 and 0.15 -> SD sqrt(0.005)
+    assert summary["paired_sd"] == pytest.approx(math.sqrt(0.005)) and summary["paired_sd_df"] == 1
+    assert summary["tost_power_at_paired_sd"] == pytest.approx(tost_power(10, math.sqrt(0.005), 0.02))
+    assert "pooled SD 7.07 points (1 degrees of freedom)" in (tmp_path / "pilot.md").read_text()
 
 
 def test_summary_refuses_an_arm_without_a_curve():

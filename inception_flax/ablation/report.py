@@ -26,6 +26,7 @@ from inception_flax.ablation.stats import (
     holm,
     last_third_slope,
     paired,
+    pooled_paired_sd,
     read_curves,
     series,
     summarize_arm,
@@ -148,6 +149,9 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
         ]
         edge = " (edge of the grid)" if chosen[arm] in (rates[0], rates[-1]) else ""
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {chosen[arm]:g}{edge} |")
+    paired = _paired_sd(points, grid, chosen, study)
+    if paired:
+        lines += ["", paired.pop("line")]
     if missing:
         lines += ["", f"Runs not finished yet (left out): {', '.join(missing)}."]
     figure = plots.pilot_figure(points, grid, chosen, paths.join(out, "pilot.png"))
@@ -157,6 +161,7 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
         "chosen_learning_rate": chosen,
         "missing_runs": missing,
         "figures": [figure.rsplit("/", 1)[-1]],
+        **paired,
     }
     paths.write_text(paths.join(out, "pilot.json"), json.dumps(summary, indent=1))
     paths.write_text(paths.join(out, "summary.md"), "\n".join(lines) + "\n")  # what the script prints
@@ -165,6 +170,32 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
 
 
 # ---------------------------------------------------------------------------------------- study
+def _paired_sd(points: list[Point], grid: dict, chosen: dict, study: Any) -> dict[str, Any]:
+    """The pilot's pooled SD of paired final errors over its `pairs` at the chosen rates, and the
+    TOST power it gives a study of `planned_seeds` seeds (empty without pairs)."""
+    pairs = [(a, b) for a, b in getattr(study, "pairs", ()) if a in chosen and b in chosen]
+    if not pairs:
+        return {}
+    finals = {
+        arm: {
+            seed: float(np.mean(v[-study.final_evals :]))
+            for seed, (_, v) in series(points, g[chosen[arm]], "val", "top1_error").items()
+        }
+        for arm, g in grid.items()
+    }
+    sd, df = pooled_paired_sd(finals, pairs)
+    n, margin = study.planned_seeds, study.equivalence_margin
+    power = tost_power(n, sd, margin) if df else math.nan
+    names = ", ".join(f"{a} - {b}" for a, b in pairs)
+    line = (
+        f"Paired final errors at the chosen rates ({names}; seeds both arms ran): pooled SD "
+        + (f"{100 * sd:.2f} points ({df} degrees of freedom)" if df else "not yet (no pair has 2 seeds)")
+        + f"; the power of the TOST at +-{100 * margin:g} points with {n} seeds at that SD: "
+        + (f"{100 * power:.0f}%." if df else "-.")
+    )
+    return {"paired_sd": sd, "paired_sd_df": df, "planned_seeds": n, "tost_power_at_paired_sd": power, "line": line}
+
+
 def compare(a: ArmSummary, b: ArmSummary, margin: float, planned_sd: float = math.nan) -> dict[str, Any]:
     """b against a, paired by seed: speed (restricted images), final validation error, test error,
     and the TOST's power at this many seeds (at the planned SD, and at the one observed)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -168,6 +168,24 @@ def tost_power(n: int, sd: float, margin: float, true_diff: float = 0.0, alpha: 
     )
     inside[half <= 0] = 0.0
     return float(np.trapezoid(inside * scipy_stats.chi2.pdf(v, df), v))
+
+
+def pooled_paired_sd(finals: Mapping[str, Mapping[int, float]], pairs: Sequence[tuple[str, str]]) -> tuple[float, int]:
+    """(SD, degrees of freedom) of paired differences a - b, pooled over `pairs`.
+
+    `finals[arm][seed]`: one value per run. Each pair contributes its differences over the seeds both
+    arms have, with their own mean (n - 1 degrees of freedom); a pair with fewer than 2 shared seeds
+    contributes nothing. (nan, 0) when no pair does.
+    """
+    squares, df = 0.0, 0
+    for a, b in pairs:
+        seeds = sorted(set(finals.get(a, {})) & set(finals.get(b, {})))
+        if len(seeds) < 2:
+            continue
+        d = np.array([finals[a][s] - finals[b][s] for s in seeds])
+        squares += float(np.sum(np.square(d - d.mean())))
+        df += len(seeds) - 1
+    return (math.sqrt(squares / df), df) if df else (math.nan, 0)
 
 
 def last_third_slope(steps: np.ndarray, values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
