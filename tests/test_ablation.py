@@ -402,3 +402,21 @@ def test_arms_share_the_recipe_and_differ_only_in_the_network(scale):
     if scale == "imagenet":  # one recipe at ImageNet scale: no arm has a rate of its own yet
         rates = {module.get_config(f"{arm},{scale}").learning_rate for arm in module.ARMS}
         assert len(rates) == 1
+
+
+def test_run_health_plots_runs_from_their_metrics_logs(tmp_path):
+    run = tmp_path / "twin@lr0.05" / "seed100"
+    run.mkdir(parents=True)
+    rows = [
+        {"step": 37 * e, "epoch": float(e), "train_top1": 0.1, "train_grad_norm": 10.0**-e, "train_l2_loss": 4e3}
+        for e in (1, 2, 3)
+    ]
+    rows += [{"step": 37 * e, "epoch": float(e), "eval_top1_error": 0.9 - 0.1 * e} for e in (1, 2, 3)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "health.png"
+    proc = run_script([f"--out={out}", str(run)], script="run_health.py")
+    text, _ = proc.communicate()
+    assert proc.returncode == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", text
+    proc = run_script([f"--out={out}", str(tmp_path)], script="run_health.py")
+    text, _ = proc.communicate()
+    assert proc.returncode != 0 and "no metrics.jsonl in" in text

@@ -161,3 +161,39 @@ def pilot_figure(
 
 def figure_name(out: str, a: str, b: str) -> str:
     return paths.join(out, f"{a}_vs_{b}.png")
+
+
+# (metric in metrics.jsonl, axis label, log scale): what a run's health is read from
+HEALTH = (
+    ("eval_top1_error", "val. top-1 error (%)", True),
+    ("train_top1", "training top-1 accuracy (%)", False),
+    ("train_grad_norm", "gradient norm", True),
+    ("train_l2_loss", "L2 term of the loss (sum of w^2 / 2)", True),
+)
+
+
+def health_figure(runs: dict[str, list[dict]], path: str, title: str) -> str:
+    """Four panels against epoch for each run (`{label: metrics_log rows}`): validation error,
+    training accuracy (train mode, one logging interval), gradient norm and the weights' L2 term."""
+    fig, axes = plt.subplots(1, 4, figsize=(12.8, 3.0))
+    for i, (label, rows) in enumerate(runs.items()):
+        for ax, (key, _, _) in zip(axes, HEALTH, strict=True):
+            xy = [(r["epoch"], r[key]) for r in rows if key in r]
+            scale = 100 if key in ("eval_top1_error", "train_top1") else 1
+            ax.plot([x for x, _ in xy], [scale * y for _, y in xy], color=COLORS[i % len(COLORS)], lw=1.0, label=label)
+    for ax, (key, name, log) in zip(axes, HEALTH, strict=True):
+        if key == "eval_top1_error":
+            ax.axhline(100 * CHANCE_ERROR, color="gray", ls=":", lw=1)
+            _log_percent(ax)
+        elif log:
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=FONT + 1)
+        ax.set_xlabel("epoch", fontsize=FONT)
+        ax.tick_params(labelsize=FONT)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=FONT - 1)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)
+    return path
