@@ -15,7 +15,7 @@ import tensorflow as tf
 from PIL import Image
 
 from inception_flax import checkpoint, config_base, data, evaluation, finetune, models, preflight, train
-from inception_flax.ablation import bn_check
+from inception_flax.ablation import diagnose
 from inception_flax.data import preprocessing
 from inception_flax.evaluation import batch_stats
 from tests.helpers import ROOT, random_variables, tiny_config
@@ -305,9 +305,9 @@ def test_recomputed_batch_stats_are_the_population_statistics():
         batch_stats.population_batch_stats(model, variables, [])
 
 
-def test_bn_check_scores_a_run_as_its_loop_did_and_with_recomputed_statistics(workdir):
+def test_diagnose_scores_a_run_as_its_loop_did_and_with_recomputed_statistics(workdir):
     _, path, trained = workdir
-    result = bn_check.check_run(path)
+    result = diagnose.check_bn(path)
     assert result["step"] == 6 and result["epochs"] == 1
     # With the kept statistics the validation score is the loop's own final evaluation.
     assert result["validation"]["kept"]["top1_error"] == pytest.approx(trained["eval_top1_error"], abs=1e-6)
@@ -315,7 +315,40 @@ def test_bn_check_scores_a_run_as_its_loop_did_and_with_recomputed_statistics(wo
     for split in ("validation", "train"):
         assert set(result[split]) == {"kept", "recomputed"}
         assert all(0.0 <= s["top1_error"] <= 1.0 and math.isfinite(s["loss"]) for s in result[split].values())
-    table = bn_check.markdown(result)
+    table = diagnose.bn_markdown(result)
     assert table.count("\n| ") == 5 and "Step 6" in table
     with pytest.raises(ValueError, match="at least one epoch"):
-        bn_check.check_run(path, epochs=0)
+        diagnose.check_bn(path, epochs=0)
+    moved = diagnose.weight_growth(path)["modules"]
+    assert (
+        next(iter(moved)) == "Stem"
+        and list(moved)[-1] == "Logits"
+        and any(abs(now / init - 1) > 1e-4 for init, now in moved.values())
+    )
+
+
+def test_weight_growth_redraws_the_runs_own_initialisation(tmp_path):
+    """A run at rate 0 keeps its initial weights: every ratio is exactly 1 (the script's table)."""
+    tfds_dir = str(tmp_path / "tfds")
+    config = tiny_config(tfds_dir, learning_rate=0.0, num_train_steps=1, eval_every_steps=100, seed=7)
+    config.checkpoint_every_steps = 1
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+    growth = diagnose.weight_growth(str(tmp_path / "run"))
+    assert growth["step"] == 1 and len(growth["modules"]) > 10
+    for init, now in growth["modules"].values():
+        assert now == pytest.approx(init, rel=1e-6)
+    out = tmp_path / "d.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "diagnose_run.py"),
+            f"--workdir={tmp_path / 'run'}",
+            "--epochs=0",
+            f"--out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| all |" in proc.stdout and "| 1.00 |" in proc.stdout and "batch_stats" not in json.loads(out.read_text())

@@ -1,0 +1,120 @@
+"""Why a run stalls, read from one checkpoint (`scripts/diagnose_run.py`).
+
+Two questions a curve cannot answer. Have the weights grown away from their initialisation? Behind
+BatchNorm a layer's output ignores the scale of its kernel, but its effective step shrinks as the
+squared norm grows, so a network whose weights grew tenfold learns as if at a tenth of its rate
+(`weight_growth`: each top-level module's squared kernel norm now and at the run's own
+initialisation, redrawn from its seed). And is the validation error the weights' or the moving
+BatchNorm averages'? In a network without shortcuts each layer's error in its statistics compounds
+through the next (`check_bn`: the checkpoint scored on its validation and training splits with the
+kept statistics and with statistics recomputed over epochs of its training batches,
+`evaluation.batch_stats.population_batch_stats`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from inception_flax import checkpoint, data, evaluation, models
+from inception_flax.evaluation.batch_stats import population_batch_stats
+from inception_flax.preflight import pipeline_config
+
+
+def _load(workdir: str, step: int | None) -> tuple[ml_collections.ConfigDict, models.Inception, dict, int]:
+    info = checkpoint.describe(workdir, step)
+    if info.kind != "workdir" or info.config is None:
+        raise ValueError(f"{workdir} is not a training workdir with a recorded config.")
+    config = ml_collections.ConfigDict(info.config)
+    model, variables, info = checkpoint.load_with_info(workdir, step, ema=bool(config.eval_with_ema))
+    return config, model, variables, info.step
+
+
+def _kernel_norms(params: Any) -> dict[str, float]:
+    norms: dict[str, float] = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if path[-1].key == "kernel":
+            top = path[0].key
+            norms[top] = norms.get(top, 0.0) + float(np.sum(np.square(np.asarray(leaf, np.float64))))
+    return norms
+
+
+def weight_growth(workdir: str, step: int | None = None) -> dict[str, Any]:
+    """Squared kernel norm of each top-level module at the checkpoint and at initialisation.
+
+    The initial weights are drawn again exactly as training drew them (`step.init_state`: the first
+    half of `jax.random.key(config.seed)` split in two). Returns `{"step", "modules": {name: (init,
+    now)}}` in the network's order.
+    """
+    config, model, variables, at = _load(workdir, step)
+    init_rng, _ = jax.random.split(jax.random.key(config.seed))
+    initial = models.init_variables(model, init_rng, config.image_size)
+    before, after = _kernel_norms(initial["params"]), _kernel_norms(variables["params"])
+    order = dict.fromkeys(layer.path[0] for layer in models.trace_layers(model, config.image_size))
+    return {"step": at, "modules": {name: (before[name], after[name]) for name in order}}
+
+
+def growth_markdown(result: dict[str, Any]) -> str:
+    """The modules as a table, with the whole network's ratio first."""
+    modules = result["modules"]
+    init, now = (sum(v[i] for v in modules.values()) for i in (0, 1))
+    lines = [
+        f"Step {result['step']}: squared kernel norm now / at initialisation.",
+        "",
+        "| module | at initialisation | now | ratio |",
+        "|---|---|---|---|",
+        f"| all | {init:.4g} | {now:.4g} | {now / init:.2f} |",
+    ]
+    lines += [f"| {name} | {a:.4g} | {b:.4g} | {b / a:.2f} |" for name, (a, b) in modules.items()]
+    return "\n".join(lines)
+
+
+def check_bn(workdir: str, step: int | None = None, epochs: int = 1) -> dict[str, Any]:
+    """Top-1 error and loss of a run's checkpoint (newest unless `step`) four ways.
+
+    Keys `validation` and `train`, each with `kept` (the moving averages) and `recomputed`
+    (population statistics over `epochs` epochs of the run's own augmented training batches), plus
+    the checkpoint's `step`. The parameters are the ones the run evaluated (raw or EMA, its config's
+    `eval_with_ema`).
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs}: at least one epoch of batches is needed.")
+    config, model, variables, at = _load(workdir, step)
+    source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
+    pcfg = pipeline_config(config)
+    steps_per_epoch = source.num_examples(config.train_split) // config.batch_size
+    batches = itertools.islice(data.train_iterator(source, pcfg, steps_per_epoch), epochs * steps_per_epoch)
+    recomputed = {**variables, "batch_stats": population_batch_stats(model, variables, batches, config.seed)}
+    evaluator = evaluation.Evaluator(model)
+    result: dict[str, Any] = {"step": at, "epochs": epochs}
+    for name, split in (("validation", config.eval_split), ("train", config.train_split)):
+        split_cfg = dataclasses.replace(pcfg, eval_split=split)
+        result[name] = {
+            kind: _scores(evaluator.run(v, source, split_cfg))
+            for kind, v in (("kept", variables), ("recomputed", recomputed))
+        }
+    return result
+
+
+def _scores(result: dict[str, float]) -> dict[str, float]:
+    return {"top1_error": float(result["top1_error"]), "loss": float(result["loss"])}
+
+
+def bn_markdown(result: dict[str, Any]) -> str:
+    """The four scores as a table."""
+    lines = [
+        f"Step {result['step']}; recomputed statistics over {result['epochs']} epoch(s) of training batches.",
+        "",
+        "| split | BatchNorm statistics | top-1 error | loss |",
+        "|---|---|---|---|",
+    ]
+    for split in ("validation", "train"):
+        for kind, label in (("kept", "moving averages (as trained)"), ("recomputed", "recomputed")):
+            s = result[split][kind]
+            lines.append(f"| {split} | {label} | {100 * s['top1_error']:.1f}% | {s['loss']:.4g} |")
+    return "\n".join(lines)
