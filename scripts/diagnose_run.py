@@ -1,6 +1,7 @@
 r"""Why a run stalls: its weights against their initialisation, its BatchNorm statistics against data.
 
-    python scripts/diagnose_run.py --workdir /tmp/rates/twin@lr0.15/seed100 --out /tmp/twin.json
+    python scripts/diagnose_run.py --workdir /tmp/rates/twin@lr0.15/seed100 \
+        --out docs/ablation/rates/diagnosis/twin@lr0.15.json --markdown docs/ablation/rates/diagnosis/twin@lr0.15.md
 
 Prints, for the newest checkpoint (or `--step`), each top-level module's squared kernel norm now
 and at the run's own initialisation, then validation and training-split top-1 error with the
@@ -27,6 +28,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir (one s
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
 _EPOCHS = flags.DEFINE_integer("epochs", 1, "Epochs of training batches to recompute BatchNorm statistics over.")
 _OUT = flags.DEFINE_string("out", "", "Also write the results here as JSON.")
+_MARKDOWN = flags.DEFINE_string("markdown", "", "Also write the tables here.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -36,13 +38,17 @@ def main(argv: Sequence[str]) -> None:
     tf.config.set_visible_devices([], "GPU")
     try:
         growth = diagnose.weight_growth(_WORKDIR.value, _STEP.value)
-        print(diagnose.growth_markdown(growth), end="\n\n")
+        tables = [diagnose.growth_markdown(growth)]
         result = {"weight_growth": growth}
         if _EPOCHS.value > 0:
             result["batch_stats"] = diagnose.check_bn(_WORKDIR.value, growth["step"], _EPOCHS.value)
-            print(diagnose.bn_markdown(result["batch_stats"]))
+            tables.append(diagnose.bn_markdown(result["batch_stats"]))
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
+    text = "\n\n".join(tables) + "\n"
+    print(text, end="")
+    if _MARKDOWN.value:
+        paths.write_text(_MARKDOWN.value, text)
     if _OUT.value:
         paths.write_text(_OUT.value, json.dumps(result, indent=1) + "\n")
 

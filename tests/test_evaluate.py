@@ -345,6 +345,7 @@ def test_weight_growth_redraws_the_runs_own_initialisation(tmp_path):
             f"--workdir={tmp_path / 'run'}",
             "--epochs=0",
             f"--out={out}",
+            f"--markdown={out}.md",
         ],
         capture_output=True,
         text=True,
@@ -352,3 +353,4 @@ def test_weight_growth_redraws_the_runs_own_initialisation(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "| all |" in proc.stdout and "| 1.00 |" in proc.stdout and "batch_stats" not in json.loads(out.read_text())
+    assert (tmp_path / "d.json.md").read_text() == proc.stdout
