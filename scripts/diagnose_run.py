@@ -4,7 +4,8 @@ r"""Why a run stalls: its weights against their initialisation, its BatchNorm st
         --out docs/ablation/rates/diagnosis/twin@lr0.15.json --markdown docs/ablation/rates/diagnosis/twin@lr0.15.md
 
 Prints, for the newest checkpoint (or `--step`), each top-level module's squared kernel norm now
-and at the run's own initialisation, then validation and training-split top-1 error with the
+and at the run's own initialisation, how much its output on one training batch differs between
+images (in training and in evaluation mode), then validation and training-split top-1 error with the
 moving BatchNorm averages training kept and with statistics recomputed over `--epochs` epochs of
 the run's training batches (`--epochs=0` skips that part).
 """
@@ -38,8 +39,8 @@ def main(argv: Sequence[str]) -> None:
     tf.config.set_visible_devices([], "GPU")
     try:
         growth = diagnose.weight_growth(_WORKDIR.value, _STEP.value)
-        tables = [diagnose.growth_markdown(growth)]
-        result = {"weight_growth": growth}
+        result = {"weight_growth": growth, "signal": diagnose.signal(_WORKDIR.value, growth["step"])}
+        tables = [diagnose.growth_markdown(growth), diagnose.signal_markdown(result["signal"])]
         if _EPOCHS.value > 0:
             result["batch_stats"] = diagnose.check_bn(_WORKDIR.value, growth["step"], _EPOCHS.value)
             tables.append(diagnose.bn_markdown(result["batch_stats"]))

@@ -319,6 +319,16 @@ def test_diagnose_scores_a_run_as_its_loop_did_and_with_recomputed_statistics(wo
     assert table.count("\n| ") == 5 and "Step 6" in table
     with pytest.raises(ValueError, match="at least one epoch"):
         diagnose.check_bn(path, epochs=0)
+    # By hand: two images, two units, outputs (0, 1) and (1, 0): half zeros; each unit's std across
+    # the images is 0.5 and the mean |x| is 0.5, so the spread is 1; identical images spread 0.
+    assert diagnose._spread(np.array([[0.0, 1.0], [1.0, 0.0]])) == (0.5, 1.0)
+    assert diagnose._spread(np.ones((4, 3))) == (0.0, 0.0)
+    seen = diagnose.signal(path)
+    assert seen["step"] == 6 and next(iter(seen["modules"])) == "Stem"
+    for m in seen["modules"].values():
+        assert set(m) == {"train", "eval"} and all(0 <= z <= 1 and s >= 0 for z, s in m.values())
+    assert seen["modules"]["Stem"]["train"][1] > 0.1  # different digits, different stem outputs
+    assert diagnose.signal_markdown(seen).count("\n| ") == len(seen["modules"]) + 1
     moved = diagnose.weight_growth(path)["modules"]
     assert (
         next(iter(moved)) == "Stem"

@@ -1,6 +1,6 @@
 """Why a run stalls, read from one checkpoint (`scripts/diagnose_run.py`).
 
-Two questions a curve cannot answer. Have the weights grown away from their initialisation? Behind
+Three questions a curve cannot answer. Have the weights grown away from their initialisation? Behind
 BatchNorm a layer's output ignores the scale of its kernel, but its effective step shrinks as the
 squared norm grows, so a network whose weights grew tenfold learns as if at a tenth of its rate
 (`weight_growth`: each top-level module's squared kernel norm now and at the run's own
@@ -8,13 +8,15 @@ initialisation, redrawn from its seed). And is the validation error the weights'
 BatchNorm averages'? In a network without shortcuts each layer's error in its statistics compounds
 through the next (`check_bn`: the checkpoint scored on its validation and training splits with the
 kept statistics and with statistics recomputed over epochs of its training batches,
-`evaluation.batch_stats.population_batch_stats`).
+`evaluation.batch_stats.population_batch_stats`). And does the input still reach the head, or does
+every image give the same output from some block on (`signal`)?
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -71,6 +73,58 @@ def growth_markdown(result: dict[str, Any]) -> str:
         f"| all | {init:.4g} | {now:.4g} | {now / init:.2f} |",
     ]
     lines += [f"| {name} | {a:.4g} | {b:.4g} | {b / a:.2f} |" for name, (a, b) in modules.items()]
+    return "\n".join(lines)
+
+
+def _spread(y: np.ndarray) -> tuple[float, float]:
+    """(fraction of exact zeros, mean over units of the std across images / mean |activation|)."""
+    flat = y.reshape(y.shape[0], -1).astype(np.float64)
+    scale = float(np.mean(np.abs(flat)))
+    return float(np.mean(flat == 0.0)), float(np.mean(np.std(flat, axis=0)) / scale) if scale > 0 else 0.0
+
+
+def signal(workdir: str, step: int | None = None) -> dict[str, Any]:
+    """Does the input still reach the head? Each top-level module's output on one training batch.
+
+    Per module, in training mode (the batch's own BatchNorm statistics) and in evaluation mode (the
+    kept moving averages): the fraction of exact zeros, and the spread across images (the standard
+    deviation over the batch of each output unit, averaged over units, relative to the mean absolute
+    activation). A spread near 0 means every image gives the same output there: whatever the layers
+    above learn, they cannot tell the images apart. Returns `{"step", "modules": {name: {"train":
+    (zeros, spread), "eval": (zeros, spread)}}}` in the network's order.
+    """
+    config, model, variables, at = _load(workdir, step)
+    source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
+    steps_per_epoch = source.num_examples(config.train_split) // config.batch_size
+    image = jax.numpy.asarray(next(data.train_iterator(source, pipeline_config(config), steps_per_epoch))["image"])
+    top_level = lambda module, _: len(module.path) == 1  # noqa: E731
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for mode, train in (("train", True), ("eval", False)):
+        _, state = model.apply(
+            variables,
+            image,
+            train=train,
+            rngs={"dropout": jax.random.key(0)},
+            capture_intermediates=top_level,
+            mutable=["intermediates", "batch_stats"],
+        )
+        for name, captured in state["intermediates"].items():
+            if isinstance(captured, Mapping) and "__call__" in captured:  # not the features the network sows
+                out.setdefault(name, {})[mode] = _spread(np.asarray(captured["__call__"][0]))
+    order = [layer.path[0] for layer in models.trace_layers(model, config.image_size)]
+    return {"step": at, "modules": {name: out[name] for name in dict.fromkeys(order) if name in out}}
+
+
+def signal_markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"Step {result['step']}: each module's output on one training batch; spread = std across images / mean |x|.",
+        "",
+        "| module | zeros (train mode) | spread (train mode) | zeros (eval mode) | spread (eval mode) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in result["modules"].items():
+        (tz, ts), (ez, es) = m["train"], m["eval"]
+        lines.append(f"| {name} | {tz:.2f} | {ts:.2g} | {ez:.2f} | {es:.2g} |")
     return "\n".join(lines)
 
 
