@@ -152,7 +152,9 @@ def pilot_figure(
     handles = [Line2D([], [], color=COLORS[i], label=f"{r:g}") for i, r in enumerate(rates)]
     handles.append(Line2D([], [], color="gray", ls=":", label="chance"))
     fig.legend(handles=handles, title="lr per 32", fontsize=FONT, title_fontsize=FONT, loc="center right")
-    fig.suptitle("Learning-rate pilot, one seed: thick = the rate chosen (lowest final validation error)", fontsize=10)
+    fig.suptitle(
+        "Learning-rate pilot, one line per seed: thick = the rate chosen (lowest final validation error)", fontsize=10
+    )
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     save(fig, path)
     plt.close(fig)

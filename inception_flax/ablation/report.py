@@ -137,7 +137,7 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
     chosen = {arm: min(e, key=e.get) for arm, e in errors.items()}
     rates = sorted({r for g in grid.values() for r in g})
     lines = [
-        f"Final validation top-1 error (%, mean of the last {study.final_evals} evaluations; one seed) per peak "
+        f"Final validation top-1 error (%, mean of the last {study.final_evals} evaluations; {_seeds(points)}) per peak "
         "learning rate per 32 images. **Bold**: the rate chosen (lowest error).",
         "",
         "| arm | " + " | ".join(f"{r:g}" for r in rates) + " | chosen |",
@@ -170,6 +170,11 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
 
 
 # ---------------------------------------------------------------------------------------- study
+def _seeds(points: list[Point]) -> str:
+    seeds = sorted({p.seed for p in points})
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over the seeds run of {', '.join(map(str, seeds))}"
+
+
 def _paired_sd(points: list[Point], grid: dict, chosen: dict, study: Any) -> dict[str, Any]:
     """The pilot's pooled SD of paired final errors over its `pairs` at the chosen rates, and the
     TOST power it gives a study of `planned_seeds` seeds (empty without pairs)."""
