@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -35,6 +35,19 @@ def _load(workdir: str, step: int | None) -> tuple[ml_collections.ConfigDict, mo
     config = ml_collections.ConfigDict(info.config)
     model, variables, info = checkpoint.load_with_info(workdir, step, ema=bool(config.eval_with_ema))
     return config, model, variables, info.step
+
+
+def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = [title, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _train_batches(config: ml_collections.ConfigDict) -> tuple[data.Source, Any, Iterator[dict[str, np.ndarray]], int]:
+    """(source, pipeline config, the run's training batches from its first step, steps per epoch)."""
+    source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
+    pcfg = pipeline_config(config)
+    steps_per_epoch = source.num_examples(config.train_split) // config.batch_size
+    return source, pcfg, data.train_iterator(source, pcfg, steps_per_epoch), steps_per_epoch
 
 
 def _kernel_norms(params: Any) -> dict[str, float]:
@@ -65,15 +78,12 @@ def growth_markdown(result: dict[str, Any]) -> str:
     """The modules as a table, with the whole network's ratio first."""
     modules = result["modules"]
     init, now = (sum(v[i] for v in modules.values()) for i in (0, 1))
-    lines = [
+    rows = [("all", init, now)] + [(name, a, b) for name, (a, b) in modules.items()]
+    return _table(
         f"Step {result['step']}: squared kernel norm now / at initialisation.",
-        "",
-        "| module | at initialisation | now | ratio |",
-        "|---|---|---|---|",
-        f"| all | {init:.4g} | {now:.4g} | {now / init:.2f} |",
-    ]
-    lines += [f"| {name} | {a:.4g} | {b:.4g} | {b / a:.2f} |" for name, (a, b) in modules.items()]
-    return "\n".join(lines)
+        ("module", "at initialisation", "now", "ratio"),
+        ((name, f"{a:.4g}", f"{b:.4g}", f"{b / a:.2f}") for name, a, b in rows),
+    )
 
 
 def _spread(y: np.ndarray) -> tuple[float, float]:
@@ -94,9 +104,7 @@ def signal(workdir: str, step: int | None = None) -> dict[str, Any]:
     (zeros, spread), "eval": (zeros, spread)}}}` in the network's order.
     """
     config, model, variables, at = _load(workdir, step)
-    source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
-    steps_per_epoch = source.num_examples(config.train_split) // config.batch_size
-    image = jax.numpy.asarray(next(data.train_iterator(source, pipeline_config(config), steps_per_epoch))["image"])
+    image = jax.numpy.asarray(next(_train_batches(config)[2])["image"])
     top_level = lambda module, _: len(module.path) == 1  # noqa: E731
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for mode, train in (("train", True), ("eval", False)):
@@ -116,16 +124,14 @@ def signal(workdir: str, step: int | None = None) -> dict[str, Any]:
 
 
 def signal_markdown(result: dict[str, Any]) -> str:
-    lines = [
+    return _table(
         f"Step {result['step']}: each module's output on one training batch; spread = std across images / mean |x|.",
-        "",
-        "| module | zeros (train mode) | spread (train mode) | zeros (eval mode) | spread (eval mode) |",
-        "|---|---|---|---|---|",
-    ]
-    for name, m in result["modules"].items():
-        (tz, ts), (ez, es) = m["train"], m["eval"]
-        lines.append(f"| {name} | {tz:.2f} | {ts:.2g} | {ez:.2f} | {es:.2g} |")
-    return "\n".join(lines)
+        ("module", "zeros (train mode)", "spread (train mode)", "zeros (eval mode)", "spread (eval mode)"),
+        (
+            (name, f"{m['train'][0]:.2f}", f"{m['train'][1]:.2g}", f"{m['eval'][0]:.2f}", f"{m['eval'][1]:.2g}")
+            for name, m in result["modules"].items()
+        ),
+    )
 
 
 def check_bn(workdir: str, step: int | None = None, epochs: int = 1) -> dict[str, Any]:
@@ -139,10 +145,8 @@ def check_bn(workdir: str, step: int | None = None, epochs: int = 1) -> dict[str
     if epochs < 1:
         raise ValueError(f"epochs={epochs}: at least one epoch of batches is needed.")
     config, model, variables, at = _load(workdir, step)
-    source = data.get_source(config.dataset, config.data_dir or None, config.train_split)
-    pcfg = pipeline_config(config)
-    steps_per_epoch = source.num_examples(config.train_split) // config.batch_size
-    batches = itertools.islice(data.train_iterator(source, pcfg, steps_per_epoch), epochs * steps_per_epoch)
+    source, pcfg, stream, steps_per_epoch = _train_batches(config)
+    batches = itertools.islice(stream, epochs * steps_per_epoch)
     recomputed = {**variables, "batch_stats": population_batch_stats(model, variables, batches, config.seed)}
     evaluator = evaluation.Evaluator(model)
     result: dict[str, Any] = {"step": at, "epochs": epochs}
@@ -161,14 +165,13 @@ def _scores(result: dict[str, float]) -> dict[str, float]:
 
 def bn_markdown(result: dict[str, Any]) -> str:
     """The four scores as a table."""
-    lines = [
+    labels = {"kept": "moving averages (as trained)", "recomputed": "recomputed"}
+    return _table(
         f"Step {result['step']}; recomputed statistics over {result['epochs']} epoch(s) of training batches.",
-        "",
-        "| split | BatchNorm statistics | top-1 error | loss |",
-        "|---|---|---|---|",
-    ]
-    for split in ("validation", "train"):
-        for kind, label in (("kept", "moving averages (as trained)"), ("recomputed", "recomputed")):
-            s = result[split][kind]
-            lines.append(f"| {split} | {label} | {100 * s['top1_error']:.1f}% | {s['loss']:.4g} |")
-    return "\n".join(lines)
+        ("split", "BatchNorm statistics", "top-1 error", "loss"),
+        (
+            (split, label, f"{100 * result[split][kind]['top1_error']:.1f}%", f"{result[split][kind]['loss']:.4g}")
+            for split in ("validation", "train")
+            for kind, label in labels.items()
+        ),
+    )
