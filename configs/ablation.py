@@ -35,7 +35,9 @@ Studies (`get_study(name)`), on the embedded digits at width 0.125 and 75 px, ba
 - `length`, `length_check`, `length_check2` (pilots, seed 100): the twins, v3 and v4 for 100 epochs
   (`e100`: 3,700 steps, the same decay in twelfths, evaluated every epoch), then v4 for 150 and
   225; they fixed LONG_EPOCHS at 150 (`long`: 5,550 steps; the rules and results are below).
-- `rates` (a pilot, seeds 100 and 101): the claim-2 arms at 3 rates at that length.
+- `rates` (a pilot, seeds 100 and 101): the claim-2 arms at 3 rates at that length, an arm whose
+  best rate is the grid's largest also at 3x it; its report gives each arm's rate and the pooled
+  SD of the claim-2 pairs' differences at those rates (for `planned_sd`).
 - `claim2`: the twins, v3, IR-v1, v4 and IR-v2, 10 paired seeds, at LONG_EPOCHS; pairs `twin` vs
   `ir_v2` first, then v3 vs IR-v1, v4 vs IR-v2, and `plain` vs `ir_v2`, all Holm-adjusted.
 - `claim3` / `claim3_fast`: IR-v2 at width 0.5 (`wide`: widest stream 1,040 channels; 108.6M
