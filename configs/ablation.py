@@ -183,14 +183,14 @@ STUDIES = {
     # `rates`: every claim-2 arm at 3 rates spanning 10x, two seeds, at the study's length; the
     # chosen rates become the `long` scale's and the pooled SD of paired differences `planned_sd`.
     # The 12-epoch pilot's edge rule: an arm whose best rate at seed 100 is the grid's largest also
-    # runs at 3x it (both seeds): the faithful twin (0.005 -> 92.0%, 0.015 -> 89.2%, 0.05 -> 74.4%)
-    # and IR-v2 (2.3%, 1.4%, 0.7%).
+    # runs at 3x it (both seeds): the faithful twin (0.005 -> 92.0%, 0.015 -> 89.2%, 0.05 -> 74.4%),
+    # IR-v2 (2.3%, 1.4%, 0.7%), v3 (4.0%, 2.7%, 1.7%) and IR-v1 (1.8%, 1.4%, 1.3%).
     "rates": Study(
         arms=CLAIM2_ARMS,
         seeds=(100, 101),
         scale="long",
         learning_rates=PILOT_RATES,
-        extra_rates=(("twin", (0.15,)), ("ir_v2", (0.15,))),
+        extra_rates=tuple((arm, (0.15,)) for arm in ("twin", "ir_v2", "v3", "ir_v1")),
         pairs=CLAIM2_PAIRS,  # their paired SD over seeds 100 and 101 at the chosen rates
     ),
     # The run of `rates` asked first (the faithful twin at the grid's rate the length pilots did not
