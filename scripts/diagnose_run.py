@@ -38,11 +38,11 @@ def main(argv: Sequence[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     tf.config.set_visible_devices([], "GPU")
     try:
-        growth = diagnose.weight_growth(_WORKDIR.value, _STEP.value)
-        result = {"weight_growth": growth, "signal": diagnose.signal(_WORKDIR.value, growth["step"])}
-        tables = [diagnose.growth_markdown(growth), diagnose.signal_markdown(result["signal"])]
+        run = diagnose.load(_WORKDIR.value, _STEP.value)
+        result = {"weight_growth": diagnose.weight_growth(run), "signal": diagnose.signal(run)}
+        tables = [diagnose.growth_markdown(result["weight_growth"]), diagnose.signal_markdown(result["signal"])]
         if _EPOCHS.value > 0:
-            result["batch_stats"] = diagnose.check_bn(_WORKDIR.value, growth["step"], _EPOCHS.value)
+            result["batch_stats"] = diagnose.check_bn(run, _EPOCHS.value)
             tables.append(diagnose.bn_markdown(result["batch_stats"]))
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None

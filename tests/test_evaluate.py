@@ -307,7 +307,8 @@ def test_recomputed_batch_stats_are_the_population_statistics():
 
 def test_diagnose_scores_a_run_as_its_loop_did_and_with_recomputed_statistics(workdir):
     _, path, trained = workdir
-    result = diagnose.check_bn(path)
+    run = diagnose.load(path)
+    result = diagnose.check_bn(run)
     assert result["step"] == 6 and result["epochs"] == 1
     # With the kept statistics the validation score is the loop's own final evaluation.
     assert result["validation"]["kept"]["top1_error"] == pytest.approx(trained["eval_top1_error"], abs=1e-6)
@@ -318,18 +319,18 @@ def test_diagnose_scores_a_run_as_its_loop_did_and_with_recomputed_statistics(wo
     table = diagnose.bn_markdown(result)
     assert table.count("\n| ") == 5 and "Step 6" in table
     with pytest.raises(ValueError, match="at least one epoch"):
-        diagnose.check_bn(path, epochs=0)
+        diagnose.check_bn(run, epochs=0)
     # By hand: two images, two units, outputs (0, 1) and (1, 0): half zeros; each unit's std across
     # the images is 0.5 and the mean |x| is 0.5, so the spread is 1; identical images spread 0.
     assert diagnose._spread(np.array([[0.0, 1.0], [1.0, 0.0]])) == (0.5, 1.0)
     assert diagnose._spread(np.ones((4, 3))) == (0.0, 0.0)
-    seen = diagnose.signal(path)
+    seen = diagnose.signal(run)
     assert seen["step"] == 6 and next(iter(seen["modules"])) == "Stem"
     for m in seen["modules"].values():
         assert set(m) == {"train", "eval"} and all(0 <= z <= 1 and s >= 0 for z, s in m.values())
     assert seen["modules"]["Stem"]["train"][1] > 0.1  # different digits, different stem outputs
     assert diagnose.signal_markdown(seen).count("\n| ") == len(seen["modules"]) + 1
-    moved = diagnose.weight_growth(path)["modules"]
+    moved = diagnose.weight_growth(run)["modules"]
     assert (
         next(iter(moved)) == "Stem"
         and list(moved)[-1] == "Logits"
@@ -343,7 +344,7 @@ def test_weight_growth_redraws_the_runs_own_initialisation(tmp_path):
     config = tiny_config(tfds_dir, learning_rate=0.0, num_train_steps=1, eval_every_steps=100, seed=7)
     config.checkpoint_every_steps = 1
     train.train_and_evaluate(config, str(tmp_path / "run"))
-    growth = diagnose.weight_growth(str(tmp_path / "run"))
+    growth = diagnose.weight_growth(diagnose.load(str(tmp_path / "run")))
     assert growth["step"] == 1 and len(growth["modules"]) > 10
     for init, now in growth["modules"].values():
         assert now == pytest.approx(init, rel=1e-6)

@@ -28,13 +28,26 @@ from inception_flax.evaluation.batch_stats import population_batch_stats
 from inception_flax.preflight import pipeline_config
 
 
-def _load(workdir: str, step: int | None) -> tuple[ml_collections.ConfigDict, models.Inception, dict, int]:
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One checkpoint of a training run, read once for every check."""
+
+    config: ml_collections.ConfigDict
+    model: models.Inception
+    variables: dict[str, Any]  # the parameters the run evaluated (raw or EMA) and their statistics
+    step: int
+    modules: tuple[str, ...]  # top-level modules in the order the network runs them
+
+
+def load(workdir: str, step: int | None = None) -> Run:
+    """A run's checkpoint (newest unless `step`) with the config it recorded."""
     info = checkpoint.describe(workdir, step)
     if info.kind != "workdir" or info.config is None:
         raise ValueError(f"{workdir} is not a training workdir with a recorded config.")
     config = ml_collections.ConfigDict(info.config)
     model, variables, info = checkpoint.load_with_info(workdir, step, ema=bool(config.eval_with_ema))
-    return config, model, variables, info.step
+    order = dict.fromkeys(layer.path[0] for layer in models.trace_layers(model, config.image_size))
+    return Run(config, model, variables, info.step, tuple(order))
 
 
 def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -59,19 +72,17 @@ def _kernel_norms(params: Any) -> dict[str, float]:
     return norms
 
 
-def weight_growth(workdir: str, step: int | None = None) -> dict[str, Any]:
+def weight_growth(run: Run) -> dict[str, Any]:
     """Squared kernel norm of each top-level module at the checkpoint and at initialisation.
 
     The initial weights are drawn again exactly as training drew them (`step.init_state`: the first
     half of `jax.random.key(config.seed)` split in two). Returns `{"step", "modules": {name: (init,
     now)}}` in the network's order.
     """
-    config, model, variables, at = _load(workdir, step)
-    init_rng, _ = jax.random.split(jax.random.key(config.seed))
-    initial = models.init_variables(model, init_rng, config.image_size)
-    before, after = _kernel_norms(initial["params"]), _kernel_norms(variables["params"])
-    order = dict.fromkeys(layer.path[0] for layer in models.trace_layers(model, config.image_size))
-    return {"step": at, "modules": {name: (before[name], after[name]) for name in order}}
+    init_rng, _ = jax.random.split(jax.random.key(run.config.seed))
+    initial = models.init_variables(run.model, init_rng, run.config.image_size)
+    before, after = _kernel_norms(initial["params"]), _kernel_norms(run.variables["params"])
+    return {"step": run.step, "modules": {name: (before[name], after[name]) for name in run.modules}}
 
 
 def growth_markdown(result: dict[str, Any]) -> str:
@@ -93,7 +104,7 @@ def _spread(y: np.ndarray) -> tuple[float, float]:
     return float(np.mean(flat == 0.0)), float(np.mean(np.std(flat, axis=0)) / scale) if scale > 0 else 0.0
 
 
-def signal(workdir: str, step: int | None = None) -> dict[str, Any]:
+def signal(run: Run) -> dict[str, Any]:
     """Does the input still reach the head? Each top-level module's output on one training batch.
 
     Per module, in training mode (the batch's own BatchNorm statistics) and in evaluation mode (the
@@ -103,13 +114,12 @@ def signal(workdir: str, step: int | None = None) -> dict[str, Any]:
     above learn, they cannot tell the images apart. Returns `{"step", "modules": {name: {"train":
     (zeros, spread), "eval": (zeros, spread)}}}` in the network's order.
     """
-    config, model, variables, at = _load(workdir, step)
-    image = jax.numpy.asarray(next(_train_batches(config)[2])["image"])
+    image = jax.numpy.asarray(next(_train_batches(run.config)[2])["image"])
     top_level = lambda module, _: len(module.path) == 1  # noqa: E731
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for mode, train in (("train", True), ("eval", False)):
-        _, state = model.apply(
-            variables,
+        _, state = run.model.apply(
+            run.variables,
             image,
             train=train,
             rngs={"dropout": jax.random.key(0)},
@@ -119,8 +129,7 @@ def signal(workdir: str, step: int | None = None) -> dict[str, Any]:
         for name, captured in state["intermediates"].items():
             if isinstance(captured, Mapping) and "__call__" in captured:  # not the features the network sows
                 out.setdefault(name, {})[mode] = _spread(np.asarray(captured["__call__"][0]))
-    order = [layer.path[0] for layer in models.trace_layers(model, config.image_size)]
-    return {"step": at, "modules": {name: out[name] for name in dict.fromkeys(order) if name in out}}
+    return {"step": run.step, "modules": {name: out[name] for name in run.modules if name in out}}
 
 
 def signal_markdown(result: dict[str, Any]) -> str:
@@ -134,8 +143,8 @@ def signal_markdown(result: dict[str, Any]) -> str:
     )
 
 
-def check_bn(workdir: str, step: int | None = None, epochs: int = 1) -> dict[str, Any]:
-    """Top-1 error and loss of a run's checkpoint (newest unless `step`) four ways.
+def check_bn(run: Run, epochs: int = 1) -> dict[str, Any]:
+    """Top-1 error and loss of the checkpoint four ways.
 
     Keys `validation` and `train`, each with `kept` (the moving averages) and `recomputed`
     (population statistics over `epochs` epochs of the run's own augmented training batches), plus
@@ -144,12 +153,12 @@ def check_bn(workdir: str, step: int | None = None, epochs: int = 1) -> dict[str
     """
     if epochs < 1:
         raise ValueError(f"epochs={epochs}: at least one epoch of batches is needed.")
-    config, model, variables, at = _load(workdir, step)
+    config, variables = run.config, run.variables
     source, pcfg, stream, steps_per_epoch = _train_batches(config)
     batches = itertools.islice(stream, epochs * steps_per_epoch)
-    recomputed = {**variables, "batch_stats": population_batch_stats(model, variables, batches, config.seed)}
-    evaluator = evaluation.Evaluator(model)
-    result: dict[str, Any] = {"step": at, "epochs": epochs}
+    recomputed = {**variables, "batch_stats": population_batch_stats(run.model, variables, batches, config.seed)}
+    evaluator = evaluation.Evaluator(run.model)
+    result: dict[str, Any] = {"step": run.step, "epochs": epochs}
     for name, split in (("validation", config.eval_split), ("train", config.train_split)):
         split_cfg = dataclasses.replace(pcfg, eval_split=split)
         result[name] = {

@@ -169,7 +169,6 @@ def write_pilot(points: list[Point], runs, study: Any, out: str, missing: list[s
     return summary
 
 
-# ---------------------------------------------------------------------------------------- study
 def _seeds(points: list[Point]) -> str:
     seeds = sorted({p.seed for p in points})
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over the seeds run of {', '.join(map(str, seeds))}"
@@ -201,6 +200,7 @@ def _paired_sd(points: list[Point], grid: dict, chosen: dict, study: Any) -> dic
     return {"paired_sd": sd, "paired_sd_df": df, "planned_seeds": n, "tost_power_at_paired_sd": power, "line": line}
 
 
+# ---------------------------------------------------------------------------------------- study
 def compare(a: ArmSummary, b: ArmSummary, margin: float, planned_sd: float = math.nan) -> dict[str, Any]:
     """b against a, paired by seed: speed (restricted images), final validation error, test error,
     and the TOST's power at this many seeds (at the planned SD, and at the one observed)."""

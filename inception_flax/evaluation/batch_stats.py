@@ -31,10 +31,10 @@ def population_batch_stats(
     """
     once = model.clone(bn_momentum=0.0)
 
-    @jax.jit
-    def stats(image: jax.Array, key: jax.Array) -> Any:
+    @jax.jit  # the variables are arguments, not constants folded into the program
+    def stats(variables: Mapping[str, Any], image: jax.Array, key: jax.Array) -> Any:
         _, updates = once.apply(
-            {"params": variables["params"], "batch_stats": variables["batch_stats"]},
+            variables,
             image,
             train=True,
             rngs={"dropout": key},
@@ -48,9 +48,11 @@ def population_batch_stats(
     def is_layer(tree: Any) -> bool:
         return isinstance(tree, Mapping) and set(tree) == {"mean", "var"}
 
+    inputs = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
     total, count = None, 0
     for i, batch in enumerate(batches):
-        moments = jax.tree.map(layer, stats(jnp.asarray(batch["image"]), jax.random.key(seed + i)), is_leaf=is_layer)
+        batch_moments = stats(inputs, jnp.asarray(batch["image"]), jax.random.key(seed + i))
+        moments = jax.tree.map(layer, batch_moments, is_leaf=is_layer)
         total = moments if total is None else jax.tree.map(jnp.add, total, moments)
         count += 1
     if total is None:
