@@ -388,6 +388,42 @@ def test_a_preempted_run_is_not_finished_and_the_study_stops(tmp_path, monkeypat
     assert not (tmp_path / runs[1][0] / "seed0" / "done.json").exists() and not (tmp_path / runs[2][0]).exists()
 
 
+def test_a_resumed_run_reports_the_time_of_all_its_segments(tmp_path, monkeypatch):
+    """done.json's `seconds` adds up every segment that returned (preempted, raised, finished)."""
+    import types
+
+    from inception_flax.ablation import runner
+
+    module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
+    runs = ablation.run_configs(module.get_config, module.get_study("cpu"))[:1]
+    monkeypatch.setattr(runner.preflight, "validate", lambda config, workdir: None)
+    clock = [1000.0]
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(time=lambda: clock[0]))
+
+    def segments():
+        clock[0] += 30.0
+        yield {"step": 40, "preempted": True}
+        clock[0] += 5.0
+        yield RuntimeError("the host went away")
+        clock[0] += 70.0
+        yield {"step": 444}
+
+    results = segments()
+
+    def fake_train(config, path, plan):
+        result = next(results)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    monkeypatch.setattr(runner.train, "train_and_evaluate", fake_train)
+    runner.run_study(str(tmp_path), runs, progress=lambda _: None)
+    with pytest.raises(RuntimeError, match="went away"):
+        runner.run_study(str(tmp_path), runs, progress=lambda _: None)
+    (done,) = runner.run_study(str(tmp_path), runs, progress=lambda _: None)
+    assert (done["seconds"], done["segments"], done["step"]) == (105.0, 3, 444)
+
+
 @pytest.mark.parametrize("scale", ["cpu", "long", "wide", "imagenet"])
 def test_arms_share_the_recipe_and_differ_only_in_the_network(scale):
     """A fair ablation: each arm changes the network (and its own learning rate at CPU scale), nothing

@@ -3,7 +3,8 @@
 Layout: `<workdir>/<run>/seed<k>/` is an ordinary training workdir (checkpoints, TensorBoard,
 `metrics.jsonl`) plus `run.json`, the settings it was started with, and `done.json` once finished
 (with the test score when the study names a `test_split`, and `diverged` when training stopped on
-a non-finite loss). `<run>` is the arm, or `<arm>@lr<rate>` in a pilot over learning rates.
+a non-finite loss; its `seconds` add up every segment of a resumed run, kept in `clock.json`
+meanwhile). `<run>` is the arm, or `<arm>@lr<rate>` in a pilot over learning rates.
 Rerunning the study skips finished runs and resumes an interrupted one from its last checkpoint;
 a run whose recorded settings differ from what the config asks now is refused before anything
 trains, and nothing is overwritten.
@@ -26,6 +27,7 @@ from inception_flax import config_base, faults, metrics_log, paths, preflight, t
 
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
+CLOCK_FILE = "clock.json"  # wall seconds of a run's segments so far (a resumed run has several)
 
 
 def load_config_module(path: str):
@@ -206,13 +208,18 @@ def run_study(
         except faults.NonFiniteError as e:
             progress(f"{arm} seed {seed} diverged at step {e.step}: {e}")
             result = {"diverged": e.step}
+        except BaseException:  # a segment that ends in an error still took its time
+            _add_segment(path, time.time() - run_start)
+            raise
         if result.get("preempted"):
+            _add_segment(path, time.time() - run_start)
             # Not finished: no done.json, no test score, and no next run (the machine is going away).
             progress(f"{arm} seed {seed} stopped at step {result['step']} for preemption; rerun to resume.")
             return results
         if test_split and "diverged" not in result:
             result |= score_test(path, config, test_split)
-        result = {"arm": arm, "seed": seed, "seconds": time.time() - run_start, **result}
+        clock = _add_segment(path, time.time() - run_start)
+        result = {"arm": arm, "seed": seed, "seconds": clock["seconds"], "segments": clock["segments"], **result}
         paths.write_text(done, json.dumps(result))
         if records:
             save_record(workdir, records, arm, seed)
@@ -224,6 +231,18 @@ def run_study(
             return results
     progress(f"All {len(runs)} runs finished ({trained} trained now, {(time.time() - start) / 60:.1f} min).")
     return results
+
+
+def _add_segment(path: str, seconds: float) -> dict[str, float]:
+    """Adds one segment's wall time to the run's clock file; returns the totals.
+
+    Only segments that return (finish, preempt, raise) are counted: a process killed outright
+    cannot say how long it ran, so `seconds` is then a lower bound."""
+    file = paths.join(path, CLOCK_FILE)
+    clock = json.loads(paths.read_text(file)) if paths.path(file).exists() else {"seconds": 0.0, "segments": 0}
+    clock = {"seconds": clock["seconds"] + seconds, "segments": clock["segments"] + 1}
+    paths.write_text(file, json.dumps(clock))
+    return clock
 
 
 def cpu_groups(count: int) -> list[set[int]]:
