@@ -184,3 +184,31 @@ def test_tpu_fast_colour_distortion_is_one_brightness_and_chroma_offset():
         seen.append((y, cb, cr))
     spread = np.ptp(np.array(seen), axis=0)
     assert spread[0] > 32 / 255 and min(spread[1:]) > 0.1  # the ranges are used, not a constant
+
+
+def _open_digits(data_dir, barrier, results):
+    from inception_flax import data as data_module
+
+    barrier.wait()  # every process starts preparing at the same moment
+    try:
+        source = data_module.get_source("inception_digits", data_dir)
+        results.put(source.num_examples("train") + source.num_examples("test"))
+    except Exception as e:  # the parent reports it
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def test_digits_prepared_by_concurrent_processes(tmp_path):
+    """Two processes opening the unprepared digits at once (the study's --parallel workers on a new
+    machine) both get them: the one whose copy is renamed into place second reads the first's."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_open_digits, args=(str(tmp_path), barrier, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert got == [1797, 1797]
+    assert sorted(p.name for p in (tmp_path / "inception_digits").iterdir()) == ["1.0.0"]

@@ -16,6 +16,23 @@ NAME = "inception_digits"
 NUM_TEST = 300
 
 
+def prepare(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:
+    """Prepares the digits in `builder`'s data directory; returns a builder that reads them.
+
+    Several processes may prepare them at once (a study's parallel workers on a new machine): TFDS
+    writes each process's copy to a temporary folder and renames it into place, and every rename
+    after the first fails. A process that loses reads the copy that won, the same data (the split
+    is seeded)."""
+    try:
+        builder.download_and_prepare()
+    except FileExistsError:
+        prepared = tfds.builder(NAME, data_dir=builder.data_dir_root)
+        if not prepared.is_prepared():
+            raise
+        return prepared
+    return builder
+
+
 class InceptionDigits(tfds.core.GeneratorBasedBuilder):
     """scikit-learn's 8x8 digits, upsampled to 32x32 RGB JPEG."""
 

@@ -64,7 +64,7 @@ class TfdsSource(Source):
         if not self.builder.is_prepared():
             root = os.fspath(epath.Path(self.builder.data_dir).parent.parent)  # <data_dir>/<name>/<version>
             if name == digits.NAME:  # ships with scikit-learn: prepare on first use
-                self.builder.download_and_prepare()
+                self.builder = digits.prepare(self.builder)
             elif name.split(":", maxsplit=1)[0] == "imagenet2012":
                 manual_dir = paths.join(root, "downloads", "manual")
                 raise DatasetNotPreparedError(
