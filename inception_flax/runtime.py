@@ -34,6 +34,25 @@ def use_fast_cpu_convolutions() -> None:
 _ACCELERATOR_DISTRIBUTIONS = ("jax-cuda", "jax-rocm", "libtpu")  # name prefixes of jax's accelerator plugins
 
 
+def check_checkout(script: str) -> None:
+    """Exits naming the fix when `script` belongs to a checkout whose package Python does not import.
+
+    `pip install -e .` points every interpreter of its virtualenv at the checkout it ran in, so a
+    script started from a second checkout (a study's `git worktree` at a fixed commit) would run
+    the first checkout's code, edits included, while the run looks pinned."""
+    import inception_flax
+
+    root = os.path.dirname(os.path.dirname(os.path.realpath(script)))
+    own = os.path.join(root, "inception_flax")
+    used = os.path.dirname(os.path.realpath(inception_flax.__file__))
+    if os.path.isdir(own) and os.path.realpath(own) != used:
+        raise SystemExit(
+            f"error: {script} is in the checkout {root}, but Python imports inception_flax from {used}, "
+            f"so the run would use that code. Run it as PYTHONPATH={root} python {script} ..., or "
+            f"pip install -e {root} (nothing was started)."
+        )
+
+
 def _cpu_backend_expected() -> bool:
     platforms = os.environ.get("JAX_PLATFORMS", "").lower()
     if platforms:

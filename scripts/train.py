@@ -53,6 +53,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    runtime.check_checkout(__file__)
     logging.get_absl_handler().addFilter(runtime.QuietLibraries())
     runtime.quiet_abandoned_writes()
     tf.config.set_visible_devices([], "GPU")  # tf.data only; keep TensorFlow off the accelerators

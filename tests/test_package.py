@@ -113,3 +113,28 @@ print(before - rss_mb())
 def test_release_freed_memory_returns_the_heap_to_the_os():
     out = subprocess.run([sys.executable, "-c", _TRIM_PROBE], capture_output=True, text=True, check=True)
     assert int(out.stdout) > 50  # of the ~100 MB freed
+
+
+def test_a_script_refuses_another_checkouts_package(tmp_path):
+    """A study started from a second checkout (a git worktree at a fixed commit) must run that
+    checkout's code: with the package imported from elsewhere (the editable install's checkout) the
+    script exits before anything starts, naming the fix; with the fix it runs its own code."""
+    import os
+    import shutil
+
+    checkout = tmp_path / "worktree"
+    shutil.copytree(ROOT / "inception_flax", checkout / "inception_flax", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "scripts", checkout / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    args = [
+        str(checkout / "scripts" / "ablation.py"),
+        f"--config={ROOT / 'configs' / 'ablation.py'}",
+        "--study=no_such_study",
+        f"--workdir={tmp_path / 'w'}",
+    ]
+    elsewhere = run(*args, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert elsewhere.returncode == 1
+    assert f"imports inception_flax from {ROOT / 'inception_flax'}" in elsewhere.stderr
+    assert f"PYTHONPATH={checkout} python" in elsewhere.stderr
+    own = run(*args, env={**os.environ, "PYTHONPATH": str(checkout)})
+    assert own.returncode == 1
+    assert "Unknown study 'no_such_study'" in own.stderr, own.stderr[-2000:]
