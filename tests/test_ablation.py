@@ -139,17 +139,27 @@ def test_pooled_paired_sd_and_the_pilot_line_that_plans_the_study(tmp_path):
 
     points = runs("p", 0.1, {0: 0.10, 1: 0.20}) + runs("p", 0.3, {0: 0.5, 1: 0.5})
     points += runs("r", 0.1, {0: 0.12, 1: 0.18}) + runs("r", 0.3, {0: 0.05, 1: 0.05})
+    # q never learns (at or above 50% at both rates): its pair is reported, not pooled.
+    points += runs("q", 0.1, {0: 0.9, 1: 0.6}) + runs("q", 0.3, {0: 0.9, 1: 0.9})
     study = dataclasses.make_dataclass(
-        "S", [("final_evals", int, 2), ("pairs", tuple, (("p", "r"),)), ("planned_seeds", int, 10)]
+        "S",
+        [("final_evals", int, 2), ("pairs", tuple, (("q", "r"), ("p", "r"))), ("planned_seeds", int, 10)],
     )
-    study.equivalence_margin = 0.02
-    names = [(f"{a}@lr{r:g}", s, None) for a in "pr" for r in (0.1, 0.3) for s in (0, 1)]
+    study.equivalence_margin, study.learned_top1_error = 0.02, 0.5
+    names = [(f"{a}@lr{r:g}", s, None) for a in "pqr" for r in (0.1, 0.3) for s in (0, 1)]
     summary = report.write_pilot(points, names, study(), str(tmp_path), [])
-    assert summary["chosen_learning_rate"] == {"p": 0.1, "r": 0.3}
-    # p at 0.1 minus r at 0.3: 0.05 and 0.15 -> SD sqrt(0.005)
+    assert summary["chosen_learning_rate"] == {"p": 0.1, "q": 0.1, "r": 0.3}
+    # p at 0.1 minus r at 0.3: 0.05 and 0.15 -> SD sqrt(0.005); q - r (0.85, 0.55) is left out
     assert summary["paired_sd"] == pytest.approx(math.sqrt(0.005)) and summary["paired_sd_df"] == 1
+    assert summary["paired_sd_pairs"] == [["p", "r"]]
+    q = summary["pairs"]["q - r"]
+    assert q["mean"] == pytest.approx(0.7) and q["sd"] == pytest.approx(math.sqrt(0.045)) and not q["planned"]
+    assert summary["pairs"]["p - r"]["planned"] and summary["pairs"]["p - r"]["mean"] == pytest.approx(0.1)
     assert summary["tost_power_at_paired_sd"] == pytest.approx(tost_power(10, math.sqrt(0.005), 0.02))
-    assert "pooled SD 7.07 points (1 degrees of freedom)" in (tmp_path / "pilot.md").read_text()
+    text = (tmp_path / "pilot.md").read_text()
+    assert "q - r +70.0 (SD 21.21, 2 seeds; q ends at or above 50%, left out of the plan)" in text
+    assert "p - r +10.0 (SD 7.07, 2 seeds)" in text
+    assert "Pooled over p - r: SD 7.07 points (1 degrees of freedom)" in text
 
 
 def test_summary_refuses_an_arm_without_a_curve():

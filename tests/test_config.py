@@ -1,6 +1,7 @@
 """Every field of the base config has a range check, and every experiment config passes it."""
 
 import importlib
+import json
 import math
 from pathlib import Path
 
@@ -185,3 +186,14 @@ def test_config_arguments_combine_and_refuse_two_of_a_kind():
     with pytest.raises(ValueError, match="Unknown config argument 'ir_v3'"):
         ablation.get_config("ir_v3,cpu")
     assert importlib.import_module("configs.finetune").get_config("inception_v3,runlocal").model == "inception_v3"
+
+
+def test_claim2_takes_the_rates_and_sd_of_the_committed_rates_pilot():
+    ablation = importlib.import_module("configs.ablation")
+    pilot = json.loads((ROOT / "docs/ablation/rates/report/pilot.json").read_text())
+    assert ablation.LONG_RATES == pilot["chosen_learning_rate"]
+    assert ablation.get_study("claim2").planned_sd == pytest.approx(pilot["paired_sd"], abs=5e-5)
+    assert pilot["paired_sd_pairs"] == [["v3", "ir_v1"], ["v4", "ir_v2"]]
+    for arm, rate in ablation.LONG_RATES.items():
+        assert ablation.get_config(f"{arm},long").learning_rate == rate
+        assert ablation.get_config(f"{arm},cpu").learning_rate == ablation.RATES[arm]  # the 12-epoch study's

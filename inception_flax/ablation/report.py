@@ -175,8 +175,11 @@ def _seeds(points: list[Point]) -> str:
 
 
 def _paired_sd(points: list[Point], grid: dict, chosen: dict, study: Any) -> dict[str, Any]:
-    """The pilot's pooled SD of paired final errors over its `pairs` at the chosen rates, and the
-    TOST power it gives a study of `planned_seeds` seeds (empty without pairs)."""
+    """The paired final errors of the pilot's `pairs` at the chosen rates: per pair their mean and
+    SD; pooled over the pairs whose arms both learn (mean final error below `learned_top1_error`),
+    the SD and the TOST power at it that plan the study (empty without pairs). A pair with an arm
+    that never learns is no question of equivalence, and its spread near chance (tens of points)
+    says nothing about the other pairs'."""
     pairs = [(a, b) for a, b in getattr(study, "pairs", ()) if a in chosen and b in chosen]
     if not pairs:
         return {}
@@ -187,17 +190,49 @@ def _paired_sd(points: list[Point], grid: dict, chosen: dict, study: Any) -> dic
         }
         for arm, g in grid.items()
     }
-    sd, df = pooled_paired_sd(finals, pairs)
+    learned = getattr(study, "learned_top1_error", 1.0)
+    fails = {arm for arm in chosen if np.mean(list(finals[arm].values())) >= learned}
+    per_pair, texts = {}, []
+    for a, b in pairs:
+        d = np.array([finals[a][s] - finals[b][s] for s in sorted(set(finals[a]) & set(finals[b]))])
+        sd_ab = float(np.std(d, ddof=1)) if len(d) > 1 else math.nan
+        planned = not {a, b} & fails
+        per_pair[f"{a} - {b}"] = {"mean": float(d.mean()), "sd": sd_ab, "seeds": len(d), "planned": planned}
+        texts.append(
+            f"{a} - {b} {100 * d.mean():+.1f} (SD "
+            + ("-" if math.isnan(sd_ab) else f"{100 * sd_ab:.2f}")
+            + f", {len(d)} seeds"
+            + (
+                ""
+                if planned
+                else f"; {' and '.join(sorted({a, b} & fails))} "
+                f"ends at or above {100 * learned:.0f}%, left out of the plan"
+            )
+            + ")"
+        )
+    kept = [(a, b) for a, b in pairs if not {a, b} & fails]
+    sd, df = pooled_paired_sd(finals, kept)
     n, margin = study.planned_seeds, study.equivalence_margin
     power = tost_power(n, sd, margin) if df else math.nan
-    names = ", ".join(f"{a} - {b}" for a, b in pairs)
     line = (
-        f"Paired final errors at the chosen rates ({names}; seeds both arms ran): pooled SD "
+        "Paired final errors at the chosen rates (points; seeds both arms ran): "
+        + "; ".join(texts)
+        + ". Pooled"
+        + (f" over {', '.join(f'{a} - {b}' for a, b in kept)}" if kept else "")
+        + ": SD "
         + (f"{100 * sd:.2f} points ({df} degrees of freedom)" if df else "not yet (no pair has 2 seeds)")
         + f"; the power of the TOST at +-{100 * margin:g} points with {n} seeds at that SD: "
         + (f"{100 * power:.0f}%." if df else "-.")
     )
-    return {"paired_sd": sd, "paired_sd_df": df, "planned_seeds": n, "tost_power_at_paired_sd": power, "line": line}
+    return {
+        "paired_sd": sd,
+        "paired_sd_df": df,
+        "paired_sd_pairs": [list(p) for p in kept],
+        "pairs": per_pair,
+        "planned_seeds": n,
+        "tost_power_at_paired_sd": power,
+        "line": line,
+    }
 
 
 # ---------------------------------------------------------------------------------------- study
