@@ -6,6 +6,7 @@ import importlib.metadata
 import logging
 import os
 import sys
+import warnings
 
 from inception_flax import storage
 
@@ -113,6 +114,14 @@ def quiet_abandoned_writes() -> None:
     closed` with its traceback (about 500 of them for a small network), and at exit Python reports
     each unfinished write coroutine. Only those are dropped; every other error prints as before.
     """
+    # The unfinished writes are reported as a RuntimeWarning (not through the unraisable hook)
+    # when the final garbage collection frees them, after the error line: a user would read that
+    # warning as the reason the job stopped. Only orbax's own write coroutine is silenced.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"coroutine 'async_serialize_from_host\.<locals>\.write_fragment' was never awaited",
+        category=RuntimeWarning,
+    )
     previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
 
     def excepthook(kind, value, tb):
