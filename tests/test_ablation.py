@@ -6,6 +6,7 @@ import math
 import signal
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -431,7 +432,51 @@ def test_a_resumed_run_reports_the_time_of_all_its_segments(tmp_path, monkeypatc
     with pytest.raises(RuntimeError, match="went away"):
         runner.run_study(str(tmp_path), runs, progress=lambda _: None)
     (done,) = runner.run_study(str(tmp_path), runs, progress=lambda _: None)
-    assert (done["seconds"], done["segments"], done["step"]) == (105.0, 3, 444)
+    assert (done["seconds"], done["segments"], done["segments_killed"], done["step"]) == (105.0, 3, 0, 444)
+
+
+def test_a_run_killed_outright_still_counts_its_time_to_the_last_heartbeat(tmp_path, monkeypatch):
+    """SIGKILL runs no handler: the clock file on disk at that moment (stamped by the heartbeat)
+    is all the next segment has, and it counts the killed segment from it."""
+    import shutil
+    import types
+
+    from inception_flax.ablation import runner
+
+    module = ablation.load_config_module(str(ROOT / "configs" / "ablation.py"))
+    runs = ablation.run_configs(module.get_config, module.get_study("cpu"))[:1]
+    monkeypatch.setattr(runner.preflight, "validate", lambda config, workdir: None)
+    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.01)
+    clock = [1000.0]
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    file = tmp_path / "at_the_kill.json"
+
+    def killed(config, path, plan):
+        clock[0] += 40.0  # trains 40 s, stamped alive, then 3 s more that no stamp saw
+        stamp = Path(path) / runner.CLOCK_FILE
+        deadline = time.time() + 30
+        while json.loads(stamp.read_text())["open"]["alive"] != 1040.0:
+            assert time.time() < deadline, "the heartbeat never stamped the clock"
+            time.sleep(0.005)
+        monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 3600.0)  # no stamp after the one taken
+        time.sleep(0.05)
+        shutil.copy(stamp, file)  # what a SIGKILL now would leave on disk
+        clock[0] += 3.0
+        raise SystemExit("killed")
+
+    def finishes(config, path, plan):
+        clock[0] += 70.0
+        return {"step": 444}
+
+    monkeypatch.setattr(runner.train, "train_and_evaluate", killed)
+    with pytest.raises(SystemExit):
+        runner.run_study(str(tmp_path), runs, progress=lambda _: None)
+    run = Path(runner.run_dir(str(tmp_path), runs[0][0], runs[0][1]))
+    shutil.copy(file, run / runner.CLOCK_FILE)  # the handler that counted the 43 s never ran
+    monkeypatch.setattr(runner.train, "train_and_evaluate", finishes)
+    (done,) = runner.run_study(str(tmp_path), runs, progress=lambda _: None)
+    assert (done["seconds"], done["segments"], done["segments_killed"]) == (110.0, 2, 1)
+    assert "open" not in json.loads((run / runner.CLOCK_FILE).read_text())
 
 
 @pytest.mark.parametrize("scale", ["cpu", "long", "wide", "imagenet"])

@@ -4,7 +4,7 @@ Layout: `<workdir>/<run>/seed<k>/` is an ordinary training workdir (checkpoints,
 `metrics.jsonl`) plus `run.json`, the settings it was started with, and `done.json` once finished
 (with the test score when the study names a `test_split`, and `diverged` when training stopped on
 a non-finite loss; its `seconds` add up every segment of a resumed run, kept in `clock.json`
-meanwhile). `<run>` is the arm, or `<arm>@lr<rate>` in a pilot over learning rates.
+meanwhile, a segment killed outright up to its last heartbeat). `<run>` is the arm, or `<arm>@lr<rate>` in a pilot over learning rates.
 Rerunning the study skips finished runs and resumes an interrupted one from its last checkpoint;
 a run whose recorded settings differ from what the config asks now is refused before anything
 trains, and nothing is overwritten.
@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from inception_flax import config_base, faults, metrics_log, paths, preflight, t
 SETTINGS_FILE = "run.json"
 DONE_FILE = "done.json"
 CLOCK_FILE = "clock.json"  # wall seconds of a run's segments so far (a resumed run has several)
+HEARTBEAT_SECONDS = 60.0  # how often a training segment stamps the clock file as still alive
 
 
 def load_config_module(path: str):
@@ -202,24 +204,31 @@ def run_study(
         eta = "" if not trained else f", study ETA {(elapsed / trained) * (len(todo) - trained) / 60:.1f} min"
         progress(f"[run {i}/{len(runs)}] {arm} seed {seed} in {path} ({len(todo) - trained} to train{eta})")
         paths.write_text(paths.join(path, SETTINGS_FILE), json.dumps(_settings(config), indent=1, sort_keys=True))
-        run_start = time.time()
+        segment = _Segment(path)
         try:
             result = train.train_and_evaluate(config, path, plan=plans[arm, seed])
         except faults.NonFiniteError as e:
             progress(f"{arm} seed {seed} diverged at step {e.step}: {e}")
             result = {"diverged": e.step}
         except BaseException:  # a segment that ends in an error still took its time
-            _add_segment(path, time.time() - run_start)
+            segment.close()
             raise
         if result.get("preempted"):
-            _add_segment(path, time.time() - run_start)
+            segment.close()
             # Not finished: no done.json, no test score, and no next run (the machine is going away).
             progress(f"{arm} seed {seed} stopped at step {result['step']} for preemption; rerun to resume.")
             return results
         if test_split and "diverged" not in result:
             result |= score_test(path, config, test_split)
-        clock = _add_segment(path, time.time() - run_start)
-        result = {"arm": arm, "seed": seed, "seconds": clock["seconds"], "segments": clock["segments"], **result}
+        clock = segment.close()
+        result = {
+            "arm": arm,
+            "seed": seed,
+            "seconds": clock["seconds"],
+            "segments": clock["segments"],
+            "segments_killed": clock["killed"],
+            **result,
+        }
         paths.write_text(done, json.dumps(result))
         if records:
             save_record(workdir, records, arm, seed)
@@ -233,16 +242,51 @@ def run_study(
     return results
 
 
-def _add_segment(path: str, seconds: float) -> dict[str, float]:
-    """Adds one segment's wall time to the run's clock file; returns the totals.
+class _Segment:
+    """The wall clock of one training segment of a run, kept in the run's clock file.
 
-    Only segments that return (finish, preempt, raise) are counted: a process killed outright
-    cannot say how long it ran, so `seconds` is then a lower bound."""
-    file = paths.join(path, CLOCK_FILE)
-    clock = json.loads(paths.read_text(file)) if paths.path(file).exists() else {"seconds": 0.0, "segments": 0}
-    clock = {"seconds": clock["seconds"] + seconds, "segments": clock["segments"] + 1}
-    paths.write_text(file, json.dumps(clock))
-    return clock
+    While the segment trains, a thread stamps the file every HEARTBEAT_SECONDS, so a process
+    killed outright (SIGKILL, a lost VM) still leaves its time on disk: the next segment counts it
+    from its start to its last stamp (`killed`), short by at most one heartbeat. A segment that
+    returns (finish, preempt, raise) counts to the moment it returns.
+    """
+
+    def __init__(self, path: str):
+        self._file = paths.join(path, CLOCK_FILE)
+        clock = json.loads(paths.read_text(self._file)) if paths.path(self._file).exists() else {}
+        self._clock = {"seconds": 0.0, "segments": 0, "killed": 0, **clock}
+        open_segment = self._clock.pop("open", None)
+        if open_segment is not None:  # the last segment never returned
+            self._clock["seconds"] += open_segment["alive"] - open_segment["start"]
+            self._clock["segments"] += 1
+            self._clock["killed"] += 1
+        self._start = time.time()
+        self._write(alive=self._start)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="run-clock", daemon=True)
+        self._thread.start()
+
+    def _write(self, alive: float | None = None) -> None:
+        clock = dict(self._clock)
+        if alive is not None:
+            clock["open"] = {"start": self._start, "alive": alive}
+        paths.write_text(self._file, json.dumps(clock))
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self._write(alive=time.time())
+            except Exception as e:  # a missed stamp costs one heartbeat of accuracy, not the run
+                logging.warning("Could not stamp %s: %s", self._file, e)
+
+    def close(self) -> dict[str, float]:
+        """Ends the segment: adds its time to the totals, which it writes and returns."""
+        self._stop.set()
+        self._thread.join()
+        self._clock["seconds"] += time.time() - self._start
+        self._clock["segments"] += 1
+        self._write()
+        return dict(self._clock)
 
 
 def cpu_groups(count: int) -> list[set[int]]:
