@@ -4,7 +4,8 @@ Layout: `<workdir>/<run>/seed<k>/` is an ordinary training workdir (checkpoints,
 `metrics.jsonl`) plus `run.json`, the settings it was started with, and `done.json` once finished
 (with the test score when the study names a `test_split`, and `diverged` when training stopped on
 a non-finite loss; its `seconds` add up every segment of a resumed run, kept in `clock.json`
-meanwhile, a segment killed outright up to its last heartbeat). `<run>` is the arm, or `<arm>@lr<rate>` in a pilot over learning rates.
+meanwhile, a segment killed outright up to its last heartbeat). `<run>` is the arm, or
+`<arm>@lr<rate>` in a pilot over learning rates.
 Rerunning the study skips finished runs and resumes an interrupted one from its last checkpoint;
 a run whose recorded settings differ from what the config asks now is refused before anything
 trains, and nothing is overwritten.
