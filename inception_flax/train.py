@@ -220,7 +220,13 @@ def _log_start(
     if step == 0:
         logging.info("Starting %s from %s in %s", config.model, config.init_from or "scratch", workdir)
     else:
-        logging.info("Resumed %s from step %d (global batch %d) in %s", config.model, step, progress.position, workdir)
+        logging.info(
+            "Resumed %s from step %d (%d global batches of input consumed) in %s",
+            config.model,
+            step,
+            progress.position,
+            workdir,
+        )
     logging.info(
         "%s: global batch %d over %d device(s) on %d host(s). Recipe:\n%s",
         config.model,
