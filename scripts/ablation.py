@@ -4,8 +4,8 @@ r"""Run a residual-vs-plain study (arms x seeds) and build its report.
     python scripts/ablation.py --config configs/ablation.py --study cpu --workdir /tmp/ablation --report_only
 
 Each run trains in `<workdir>/<arm>/seed<k>` with the normal loop. Rerunning the command skips
-finished runs and resumes an interrupted one. `--parallel N` trains N runs at a time, each on its
-own share of the CPUs. The report (curves.csv, summary.json, summary.md, PNG figures) goes to
+finished runs and resumes an interrupted one. `--parallel N` deals the runs not finished yet to N
+workers in turn, each on its own share of the CPUs. The report (curves.csv, summary.json, summary.md, PNG figures) goes to
 `<workdir>/report/`.
 """
 
@@ -35,7 +35,12 @@ _RECORDS = flags.DEFINE_string(
     "A folder (committed) that keeps each finished run's settings, result and metrics log: "
     "runs found there are not trained again, so a study can span sittings on machines that keep nothing.",
 )
-_SHARD = flags.DEFINE_string("shard", "", "k/N: train every N-th run from the k-th, and no report (a worker).")
+_SHARD = flags.DEFINE_string(
+    "shard",
+    "",
+    "A worker's runs, and no report: k/N, every N-th run from the k-th; or i,j,..., these runs of the study's "
+    "list (what --parallel deals each worker).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -52,15 +57,17 @@ def main(argv: Sequence[str]) -> None:
         runs = ablation.run_configs(module.get_config, study)
         test_split = getattr(study, "test_split", "")
         if _SHARD.value:
-            index, _, count = _SHARD.value.partition("/")
-            shard = ablation.shard(runs, int(index), int(count))
+            shard = ablation.select(runs, _SHARD.value)
             ablation.train_or_check(_WORKDIR.value, shard, False, test_split, _RECORDS.value)
             return
         if _PARALLEL.value > 1 and not _REPORT_ONLY.value:
             ablation.check_workdir(_WORKDIR.value, runs)
+            if _RECORDS.value:  # runs finished on another machine count before the runs are dealt
+                ablation.sync_records(_RECORDS.value, _WORKDIR.value, runs)
             command = [sys.executable, os.path.abspath(__file__), f"--config={_CONFIG.value}"]
             command += [f"--study={_STUDY.value}", f"--workdir={_WORKDIR.value}", f"--records={_RECORDS.value}"]
-            ablation.run_parallel(command, _PARALLEL.value)
+            shares = ablation.deal(_WORKDIR.value, runs, _PARALLEL.value)
+            ablation.run_parallel(command, _PARALLEL.value, shares=shares)
         else:
             ablation.train_or_check(_WORKDIR.value, runs, _REPORT_ONLY.value, test_split, _RECORDS.value)
         summary = ablation.write_report(_WORKDIR.value, runs, study, _REPORT_DIR.value)

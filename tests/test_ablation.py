@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -341,6 +342,41 @@ def test_parallel_workers_get_their_cpus_and_a_share_of_a_gpu(tmp_path):
     assert {k: v[0] for k, v in said.items()} == {"w0_2": "0.450", "w1_2": "0.450"}
     assert said["w0_2"][1] != said["w1_2"][1]  # disjoint CPU sets
     assert runner.worker_env(4, {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.2"})["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.2"
+
+
+def test_parallel_deals_only_the_unfinished_runs_so_no_worker_idles(tmp_path):
+    """A study resumed with runs 0, 1 and 3 of 6 finished: static shards would give worker 0 runs
+    2 and 4 and worker 1 run 5; dealt, the three left go 2, 5 to one and 4 to the other, each
+    worker on its own CPUs. With one run left, one worker gets every CPU; with none, none starts."""
+    from inception_flax.ablation import runner
+
+    runs = [(arm, seed, None) for seed in range(3) for arm in ("plain", "residual")]
+    work = str(tmp_path / "study")
+    for i in (0, 1, 3):
+        arm, seed, _ = runs[i]
+        Path(runner.run_dir(work, arm, seed)).mkdir(parents=True)
+        Path(runner.run_dir(work, arm, seed), runner.DONE_FILE).write_text("{}")
+    assert ablation.deal(work, runs, 2) == [[2, 5], [4]]
+    assert ablation.deal(work, runs, 4) == [[2], [4], [5]]
+    assert ablation.select(runs, "2,5") == [runs[2], runs[5]] and ablation.select(runs, "1/2") == runs[1::2]
+    with pytest.raises(ValueError, match="runs 0 to 5"):
+        ablation.select(runs, "2,6")
+
+    script = "import os, sys; open(os.path.join(sys.argv[1], str(os.getpid())), 'w').write("
+    script += "sys.argv[2] + ' ' + str(sorted(os.sched_getaffinity(0))))"
+    out = tmp_path / "said"
+    out.mkdir()
+    said = []
+    runner.run_parallel([sys.executable, "-c", script, str(out)], 2, progress=said.append, shares=[[2, 5], [4]])
+    told = sorted(p.read_text().split(" ", 1) for p in out.iterdir())
+    assert [t[0] for t in told] == ["--shard=2,5", "--shard=4"] and told[0][1] != told[1][1]
+    assert said[0].startswith("worker 0/2 on CPUs") and said[0].endswith("--shard=2,5")
+    for p in out.iterdir():
+        p.unlink()
+    runner.run_parallel([sys.executable, "-c", script, str(out)], 2, progress=lambda _: None, shares=[[5]])
+    ((spec, cpus),) = (p.read_text().split(" ", 1) for p in out.iterdir())
+    assert spec == "--shard=5" and cpus == str(sorted(os.sched_getaffinity(0)))
+    runner.run_parallel([sys.executable, "-c", "raise SystemExit(1)"], 2, progress=lambda _: None, shares=[])
 
 
 def test_records_carry_a_study_across_machines_that_keep_nothing(tmp_path, monkeypatch):

@@ -88,6 +88,29 @@ def shard(runs: list, index: int, count: int) -> list:
     return runs[index::count]
 
 
+def deal(workdir: str, runs: list[tuple[str, int, ml_collections.ConfigDict]], count: int) -> list[list[int]]:
+    """The indices (in `runs`) of the runs not finished in `workdir`, dealt in turn to `count`
+    workers; empty shares are dropped.
+
+    Dealing only the unfinished runs keeps the workers even when a study resumes with a few runs
+    left, where shards of the whole list (`shard`) can leave one worker idle while another trains
+    several of them."""
+    todo = [i for i, (arm, seed, _) in enumerate(runs) if not _finished(run_dir(workdir, arm, seed))]
+    return [share for share in (todo[k::count] for k in range(count)) if share]
+
+
+def select(runs: list, spec: str) -> list:
+    """A worker's runs from its `--shard`: `k/N` (every N-th run from the k-th) or `i,j,...` (the
+    indices its parent dealt it)."""
+    if "/" in spec:
+        index, _, count = spec.partition("/")
+        return shard(runs, int(index), int(count))
+    indices = [int(i) for i in spec.split(",")]
+    if not all(0 <= i < len(runs) for i in indices):
+        raise ValueError(f"--shard={spec}: the study has runs 0 to {len(runs) - 1}.")
+    return [runs[i] for i in indices]
+
+
 def _settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
     return json.loads(config.to_json_best_effort(sort_keys=True))
 
@@ -311,23 +334,29 @@ def worker_env(count: int, environ: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
-def run_parallel(command: list[str], count: int, progress: Callable[[str], None] = print) -> None:
-    """Runs `command + ["--shard=k/count"]` for every k at once, each pinned to its own CPUs.
+def run_parallel(
+    command: list[str], count: int, progress: Callable[[str], None] = print, shares: list[list[int]] | None = None
+) -> None:
+    """Runs `command + ["--shard=..."]` for every worker at once, each pinned to its own CPUs.
 
     Small networks use two cores poorly: two single-core workers train about twice the runs per
     hour of one two-core process (docs/ablation/README.md); on a GPU, several small runs share
-    the device (`worker_env`). Each worker trains every `count`-th run, so the workers never
-    share a run directory; a rerun resumes each where it stopped.
+    the device (`worker_env`). Without `shares` worker k of `count` trains every `count`-th run
+    from the k-th (`--shard=k/count`); with them (`deal`), one worker per share trains the runs
+    it names, and the CPUs are cut into as many groups. Either way the workers never share a run
+    directory; a rerun resumes each run where it stopped.
     """
     import subprocess
 
+    cpu_groups(count)  # a count the CPUs cannot serve is refused even when fewer runs are left
+    specs = [f"{k}/{count}" for k in range(count)] if shares is None else [",".join(map(str, s)) for s in shares]
     procs = []
-    for k, cpus in enumerate(cpu_groups(count)):
-        progress(f"worker {k}/{count} on CPUs {sorted(cpus)}")
+    for k, (cpus, spec) in enumerate(zip(cpu_groups(len(specs)) if specs else [], specs, strict=True)):
+        progress(f"worker {k}/{len(specs)} on CPUs {sorted(cpus)}: --shard={spec}")
         procs.append(
             subprocess.Popen(
-                [*command, f"--shard={k}/{count}"],
-                env=worker_env(count),
+                [*command, f"--shard={spec}"],
+                env=worker_env(len(specs)),
                 preexec_fn=lambda cpus=cpus: os.sched_setaffinity(0, cpus),  # noqa: PLW1509 -- no threads yet
             )
         )
