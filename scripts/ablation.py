@@ -5,8 +5,8 @@ r"""Run a residual-vs-plain study (arms x seeds) and build its report.
 
 Each run trains in `<workdir>/<arm>/seed<k>` with the normal loop. Rerunning the command skips
 finished runs and resumes an interrupted one. `--parallel N` deals the runs not finished yet to N
-workers in turn, each on its own share of the CPUs. The report (curves.csv, summary.json, summary.md, PNG figures) goes to
-`<workdir>/report/`.
+workers in turn, each on its own share of the CPUs. The report (curves.csv, summary.json,
+summary.md, PNG figures) goes to `<workdir>/report/`.
 """
 
 import os
@@ -61,9 +61,10 @@ def main(argv: Sequence[str]) -> None:
             ablation.train_or_check(_WORKDIR.value, shard, False, test_split, _RECORDS.value)
             return
         if _PARALLEL.value > 1 and not _REPORT_ONLY.value:
-            ablation.check_workdir(_WORKDIR.value, runs)
-            if _RECORDS.value:  # runs finished on another machine count before the runs are dealt
+            if _RECORDS.value:  # checks both folders, then runs finished elsewhere count before dealing
                 ablation.sync_records(_RECORDS.value, _WORKDIR.value, runs)
+            else:
+                ablation.check_workdir(_WORKDIR.value, runs)
             command = [sys.executable, os.path.abspath(__file__), f"--config={_CONFIG.value}"]
             command += [f"--study={_STUDY.value}", f"--workdir={_WORKDIR.value}", f"--records={_RECORDS.value}"]
             shares = ablation.deal(_WORKDIR.value, runs, _PARALLEL.value)
