@@ -53,3 +53,17 @@ def gcs(gcs_server, monkeypatch):
     for key, value in gcs_server.env.items():
         monkeypatch.setenv(key, value)
     return gcs_server
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A one-node SLURM cluster (tests/slurm.py), started once per test process that needs it; skips
+    with the reason where SLURM is not installed or the tests do not run as root."""
+    from tests.slurm import Slurm, skip_reason
+
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = Slurm.start()
+    yield cluster
+    cluster.stop()
