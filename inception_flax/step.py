@@ -147,6 +147,20 @@ def init_state(
     return assemble(variables, state_rng)
 
 
+def jit_train_step(
+    model: models.Inception, tx: optax.GradientTransformation, recipe: Recipe, replicated: Any, batch_sharding: Any
+) -> Any:
+    """`train_step` jitted as training runs it: the state replicated and donated, the batch split.
+
+    The one definition that `train.py` runs and `compile_check` compiles for hardware not here."""
+    return jax.jit(
+        functools.partial(train_step, model=model, tx=tx, recipe=recipe),
+        in_shardings=(replicated, batch_sharding),
+        out_shardings=(replicated, replicated, replicated),
+        donate_argnums=0,
+    )
+
+
 def train_step(
     state: TrainState,
     batch: Mapping[str, jax.Array],

@@ -7,7 +7,6 @@ inserts the cross-device reductions), as in synchronous replicated training.
 """
 
 import dataclasses
-import functools
 import gc
 import json
 import time
@@ -37,7 +36,7 @@ from inception_flax import (
 from inception_flax import recipe as recipe_lib
 from inception_flax.faults import NonFiniteError, Progress
 from inception_flax.preflight import Plan, pipeline_config, validate
-from inception_flax.step import TrainState, abstract_state, architecture, init_state, train_step
+from inception_flax.step import TrainState, abstract_state, architecture, init_state, jit_train_step
 
 # A periodic evaluation reads a split this small (per process) once and keeps it in memory: the
 # study's 300 validation digits (20 MB) cost more to decode than to evaluate; ImageNet's are read each time.
@@ -129,12 +128,7 @@ def train_and_evaluate(
     state, step, progress = restore_or_init(ckpt, abstract, model, tx, config, replicated, start_over)
     _log_start(config, workdir, recipe, step, progress)
     report.begin(step, state.params)
-    step_fn = jax.jit(
-        functools.partial(train_step, model=model, tx=tx, recipe=recipe),
-        in_shardings=(replicated, batch_sharding),
-        out_shardings=(replicated, replicated, replicated),
-        donate_argnums=0,
-    )
+    step_fn = jit_train_step(model, tx, recipe, replicated, batch_sharding)
     evaluator = evaluation.Evaluator(model, mesh=device_mesh, cache_bytes=EVAL_CACHE_BYTES)
     preemption = faults.Preemption(install=jax.process_count() == 1)
     train_iter = data.train_iterator(source, pcfg, recipe.steps_per_epoch, progress.position)

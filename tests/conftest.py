@@ -64,6 +64,7 @@ def slurm():
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    cluster = Slurm.start()
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])  # each worker's job ids apart
+    cluster = Slurm.start(first_job_id=1 + 1000 * worker)
     yield cluster
     cluster.stop()

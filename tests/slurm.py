@@ -28,6 +28,7 @@ MUNGE_KEY = Path("/etc/munge/munge.key")
 
 _CONF = """\
 ClusterName=tests
+FirstJobId={first_job_id}
 SlurmctldHost={host}
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
@@ -82,7 +83,9 @@ class Slurm:
         self.env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
 
     @classmethod
-    def start(cls, timeout: float = 60) -> Slurm:
+    def start(cls, first_job_id: int = 1, timeout: float = 60) -> Slurm:
+        """`first_job_id`: two clusters on one machine must not share job ids, since jax takes its
+        coordinator port from the job id (the port is the id modulo 4096, plus 61440)."""
         # Not under pytest's tmp folders: those are root-only, and munged runs as the munge user.
         root = Path(tempfile.mkdtemp(prefix="inception-slurm-"))
         root.chmod(0o755)
@@ -92,7 +95,12 @@ class Slurm:
         munge = pwd.getpwnam("munge")
         os.chown(root / "munge", munge.pw_uid, munge.pw_gid)
         conf = _CONF.format(
-            host=cluster.host, root=root, cpus=os.cpu_count(), ctld_port=_free_port(), slurmd_port=_free_port()
+            host=cluster.host,
+            root=root,
+            cpus=os.cpu_count(),
+            ctld_port=_free_port(),
+            slurmd_port=_free_port(),
+            first_job_id=first_job_id,
         )
         (root / "slurm.conf").write_text(conf)
         m = root / "munge"

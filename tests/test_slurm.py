@@ -3,8 +3,9 @@
 One reference job trains the tiny config to the end as 2 tasks; a job requeued by `scontrol
 requeue` and then by its own time-limit signal resumes twice and ends bitwise equal to it; a job
 cancelled for good leaves committed checkpoints only; a task SIGKILLed ends the job in seconds.
-The cases share one cluster and one XLA cache, so they run on one xdist worker (`--dist loadgroup`,
-set in pyproject.toml).
+The cases share one cluster, one reference run and one XLA cache, so they run on one xdist worker
+(`--dist loadscope` in pyproject.toml: a module's tests stay together). Two clusters on one machine
+would hand out the same job ids, and jax derives its coordinator port from the job id.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ STEPS = 12
 
 
 def on_cluster(test):
-    """A case that submits jobs: marked `slurm`, and kept on the one xdist worker that runs the cluster."""
-    return pytest.mark.slurm(pytest.mark.xdist_group("slurm")(test))
+    """A case that submits jobs to the cluster."""
+    return pytest.mark.slurm(test)
 
 
 def _flags(tfds_dir, workdir: Path, cache: Path | None = None) -> list[str]:
