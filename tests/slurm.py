@@ -44,6 +44,9 @@ SwitchType=switch/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+# Seconds from SIGTERM to SIGKILL (SLURM's default is 30). Under the full suite on 2 cores, tasks took
+# 22-30 s from their preemption save to their exit, so a slow exit would be cut short by the default.
+KillWait=90
 SchedulerType=sched/backfill
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
@@ -68,6 +71,17 @@ def skip_reason() -> str | None:
     if not MUNGE_KEY.exists():
         return f"munge has no key at {MUNGE_KEY}"
     return None
+
+
+def _stepd_alive(job_id: int) -> bool:
+    """Whether a `slurmstepd: [<job>.<step>]` process of the job is still on this node."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if f"slurmstepd: [{job_id}.".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _free_port() -> int:
@@ -160,9 +174,19 @@ class Slurm:
         self._run(["scancel", *args])
 
     def requeue(self, job_id: int) -> None:
-        """`scontrol requeue`, then lift the two-minute hold SLURM puts on a requeued batch job."""
+        """`scontrol requeue`, then `release` it."""
+        restarts = int(self.job(job_id)["Restarts"])
         self.scontrol("requeue", str(job_id))
-        self.wait_for(job_id, lambda j: j["JobState"] == "PENDING", 120)
+        self.release(job_id, restarts + 1)
+
+    def release(self, job_id: int, restarts: int, timeout: float = 300) -> None:
+        """Lifts the two-minute hold SLURM puts on a requeued batch job (its `restarts`-th), once the
+        processes of its last run are gone: a new run launched beside them fails on this node."""
+        self.wait_for(job_id, lambda j: j["JobState"] == "PENDING" and int(j["Restarts"]) == restarts, timeout)
+        deadline = time.time() + timeout
+        while _stepd_alive(job_id):
+            assert time.time() < deadline, f"job {job_id}'s slurmstepd never ended:\n{self.logs()}"
+            time.sleep(0.2)
         self.scontrol("update", f"JobId={job_id}", "StartTime=now")
 
     def wait_for(self, job_id: int, condition, timeout: float) -> dict[str, str]:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -67,6 +68,12 @@ class Job:
         return self.slurm.wait_until_ended(self.id, timeout)
 
 
+class Reference(NamedTuple):
+    job: Job
+    fields: dict[str, str]
+    workdir: Path
+
+
 def _steps(workdir: Path) -> list[str]:
     return sorted(p.name for p in (workdir / "checkpoints").iterdir())
 
@@ -77,8 +84,15 @@ def reference(slurm, tfds_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("slurm_reference")
     workdir = folder / "run"
     job = Job(slurm, folder, _flags(tfds_dir, workdir))
-    fields = job.ended()
-    return job, fields, workdir
+    return Reference(job, job.ended(), workdir)
+
+
+def _job_past_step_4(slurm, reference, tfds_dir, folder: Path) -> tuple[Job, Path]:
+    """A 2-task job like the reference (reading its XLA cache), once its step-4 checkpoint is complete."""
+    workdir = folder / "run"
+    job = Job(slurm, folder, _flags(tfds_dir, workdir, reference.workdir / "xla_cache"))
+    job.wait_for_checkpoint(workdir, 4)
+    return job, workdir
 
 
 @on_cluster
@@ -98,20 +112,16 @@ def test_a_two_task_job_trains_to_the_end_on_two_processes(reference):
 def test_a_requeued_job_resumes_from_its_checkpoint_and_ends_bitwise_equal(slurm, reference, tfds_dir, tmp_path):
     """Requeued by `scontrol requeue` (a preemption) after step 4, then by its own USR1 handler (what
     `--signal=B:USR1@300` sends before the time limit) after step 8: it resumes twice."""
-    _, _, ref_workdir = reference
-    workdir = tmp_path / "run"
-    job = Job(slurm, tmp_path, _flags(tfds_dir, workdir, ref_workdir / "xla_cache"))
-    job.wait_for_checkpoint(workdir, 4)
+    job, workdir = _job_past_step_4(slurm, reference, tfds_dir, tmp_path)
     slurm.requeue(job.id)
     job.wait_for_checkpoint(workdir, 8)
     assert slurm.job(job.id)["Restarts"] == "1"
     slurm.scancel("--signal=USR1", "--batch", str(job.id))
-    slurm.wait_for(job.id, lambda j: j["Restarts"] == "2" and j["JobState"] == "PENDING", 300)
-    slurm.scontrol("update", f"JobId={job.id}", "StartTime=now")  # the requeue hold, as in slurm.requeue
+    slurm.release(job.id, 2)  # the script requeued itself
     fields = job.ended()
 
     out = job.output()
-    assert fields["JobState"] == "COMPLETED" and fields["Restarts"] == "2", out
+    assert fields["JobState"] == "COMPLETED" and fields["Restarts"] == "2", out + slurm.logs()
     assert "SIGTERM: the tasks save a checkpoint" in out
     assert "the time limit is near" in out and f"requeueing job {job.id} to resume" in out
     assert [f"(restart {n})" in out for n in range(3)] == [True] * 3
@@ -120,7 +130,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint_and_ends_bitwise_equal(slurm
     stops = [int(line.split("from step ")[1].split()[0]) for line in resumed]
     assert 4 < stops[0] < stops[1] < STEPS, stops  # each run went on past the checkpoint it resumed from
 
-    ours, theirs = restore_state(workdir, STEPS), restore_state(ref_workdir, STEPS)
+    ours, theirs = restore_state(workdir, STEPS), restore_state(reference.workdir, STEPS)
     different = [
         jax.tree_util.keystr(path)
         for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(ours), jax.tree.leaves(theirs), strict=True)
@@ -131,10 +141,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint_and_ends_bitwise_equal(slurm
 
 @on_cluster
 def test_a_cancelled_job_leaves_committed_checkpoints_only(slurm, reference, tfds_dir, tmp_path):
-    _, _, ref_workdir = reference
-    workdir = tmp_path / "run"
-    job = Job(slurm, tmp_path, _flags(tfds_dir, workdir, ref_workdir / "xla_cache"))
-    job.wait_for_checkpoint(workdir, 4)
+    job, workdir = _job_past_step_4(slurm, reference, tfds_dir, tmp_path)
     slurm.scancel(str(job.id))
     fields = job.ended()
     assert fields["JobState"] == "CANCELLED" and fields["Restarts"] == "0", job.output()
@@ -164,10 +171,7 @@ def _task_pid(job_id: int, task: int) -> int:
 
 @on_cluster
 def test_a_killed_task_ends_the_whole_job_within_seconds_naming_it(slurm, reference, tfds_dir, tmp_path):
-    _, _, ref_workdir = reference
-    workdir = tmp_path / "run"
-    job = Job(slurm, tmp_path, _flags(tfds_dir, workdir, ref_workdir / "xla_cache"))
-    job.wait_for_checkpoint(workdir, 4)
+    job, workdir = _job_past_step_4(slurm, reference, tfds_dir, tmp_path)
     os.kill(_task_pid(job.id, 1), 9)
     killed = time.time()
     fields = job.ended(timeout=120)
