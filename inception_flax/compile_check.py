@@ -143,8 +143,8 @@ def collectives(hlo: str) -> dict[str, dict[str, int]]:
 def check(config: ml_collections.ConfigDict, kind: str, gpus_per_node: int, nodes: int = 1,
           memory_fraction: float = DEFAULT_MEMORY_FRACTION) -> dict[str, Any]:  # fmt: skip
     """Compiles `config`'s train step for the node(s) and returns the report (see `format_report`)."""
+    devices = gpu_devices(kind, gpus_per_node, nodes)  # refuses an unknown kind
     gpu = GPUS[kind]
-    devices = gpu_devices(kind, gpus_per_node, nodes)
     n = len(devices)
     if config.batch_size % n:
         raise ValueError(f"config.batch_size={config.batch_size} must be divisible by the {n} GPUs.")
@@ -235,7 +235,12 @@ def format_report(r: dict[str, Any]) -> str:
         f"({m['memory_fraction']:.0%} of {m['device_bytes'] / gb:.1f} GB): {verdict}",
         f"FLOPs per GPU per step (6 x MACs x images): {r['flops_per_gpu_step'] / 1e12:.2f} TFLOP",
         "collectives: "
-        + ", ".join(f"{k} {v['count']} ({v['bytes'] / 1e6:.0f} MB)" for k, v in r["collectives"].items()),
+        + ", ".join(
+            f"{k} {v['count']} ({v['bytes'] / 1e6:.1f} MB: "
+            + ", ".join(f"{t} {b / 1e6:.1f}" for t, b in sorted(v["bytes_by_dtype"].items()))
+            + ")"
+            for k, v in r["collectives"].items()
+        ),
         f"bound, not a measurement: a step takes at least {b['step_s'] * 1e3:.1f} ms (bf16 peak; state traffic "
         f"{b['memory_s'] * 1e3:.1f} ms), at most {b['images_per_s']:,.0f} images/s, at least {b['hours']:.1f} h for "
         f"{b['epochs']:.0f} epochs (peak: {b['peak_source']})",

@@ -73,15 +73,24 @@ def skip_reason() -> str | None:
     return None
 
 
-def _stepd_alive(job_id: int) -> bool:
-    """Whether a `slurmstepd: [<job>.<step>]` process of the job is still on this node."""
+def pids(*needles: bytes, environ: Sequence[bytes] = ()) -> list[int]:
+    """This machine's processes whose command line holds every needle and whose environment holds
+    every `environ` entry (e.g. b"SLURM_PROCID=1")."""
+    found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if f"slurmstepd: [{job_id}.".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return True
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if environ else []
         except OSError:
             continue
-    return False
+        if all(n in cmdline for n in needles) and all(e in env for e in environ):
+            found.append(int(pid))
+    return found
+
+
+def _stepd_alive(job_id: int) -> bool:
+    """Whether a `slurmstepd: [<job>.<step>]` process of the job is still on this node."""
+    return bool(pids(f"slurmstepd: [{job_id}.".encode()))
 
 
 def _free_port() -> int:
